@@ -1,0 +1,161 @@
+// Boundary helpers for the bindings: check what Python handed over (type, dtype, rank,
+// shape, finiteness) with messages that name the argument, copy strided NumPy data into
+// the core's time-major buffers, and wrap buffers as NumPy arrays or views.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "rnnx/common.hpp"
+
+namespace rnnx::bind {
+
+namespace py = pybind11;
+using Shape = std::vector<py::ssize_t>;
+
+inline std::string shape_str(const py::ssize_t* s, py::ssize_t n) {
+  std::string out = "(";
+  for (py::ssize_t i = 0; i < n; ++i) {
+    if (i) out += ", ";
+    out += std::to_string(s[i]);
+  }
+  return out + (n == 1 ? ",)" : ")");
+}
+inline std::string shape_str(const Shape& s) { return shape_str(s.data(), py::ssize_t(s.size())); }
+inline std::string shape_str(const py::array& a) { return shape_str(a.shape(), a.ndim()); }
+
+template <typename S>
+const char* dtype_name() {
+  return sizeof(S) == 8 ? "float64" : "float32";
+}
+
+// obj as an ndarray of scalar type S, values untouched. TypeError for anything else
+// (lists, integer or object arrays, the other float width: no silent casts).
+template <typename S>
+py::array as_array(py::handle obj, const std::string& name) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(name + " must be a numpy.ndarray of dtype " + dtype_name<S>() + ", got " +
+                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  const py::dtype dt = a.dtype();
+  if (dt.kind() != 'f' || dt.itemsize() != py::ssize_t(sizeof(S)) || dt.byteorder() == '>')
+    throw py::type_error(name + " must have dtype " + dtype_name<S>() + ", got " +
+                         std::string(py::str(dt)));
+  return a;
+}
+
+// Raise ValueError unless a has exactly the given shape; `dims` names the dimensions,
+// e.g. "(n_a, m)".
+inline void require_shape(const py::array& a, const std::string& name, const Shape& shape,
+                          const char* dims) {
+  bool ok = a.ndim() == py::ssize_t(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
+  if (!ok)
+    throw py::value_error(name + " must have shape " + dims + " = " + shape_str(shape) + ", got " +
+                          shape_str(a));
+}
+
+inline void require_ndim(const py::array& a, const std::string& name, py::ssize_t ndim,
+                         const char* dims) {
+  if (a.ndim() != ndim)
+    throw py::value_error(name + " must be a " + std::to_string(ndim) + "-D array of shape " +
+                          dims + ", got shape " + shape_str(a));
+  for (py::ssize_t i = 0; i < ndim; ++i)
+    if (a.shape(i) == 0)
+      throw py::value_error(name + " must not be empty, got shape " + shape_str(a));
+}
+
+// Element strides of a (in units of S); arrays whose byte strides are not multiples of
+// the item size are copied to C order first.
+template <typename S>
+py::array element_strided(py::array a) {
+  for (py::ssize_t i = 0; i < a.ndim(); ++i)
+    if (a.strides(i) % py::ssize_t(sizeof(S)) != 0)
+      return py::array::ensure(a, py::array::c_style);
+  return a;
+}
+
+template <typename S>
+void require_finite(const S* p, Index n, const std::string& name) {
+  for (Index i = 0; i < n; ++i)
+    if (!std::isfinite(p[i]))
+      throw py::value_error(name + " contains NaN or infinity");
+}
+
+// A fresh C-contiguous array of the given shape (uninitialised).
+template <typename S>
+py::array_t<S> empty(const Shape& shape) {
+  return py::array_t<S>(shape);
+}
+
+// A view of `base` with the given shape and element strides, starting at ptr.
+template <typename S>
+py::array view(const py::array& base, const S* ptr, const Shape& shape, const Shape& elem_strides) {
+  Shape bytes(elem_strides.size());
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = elem_strides[i] * py::ssize_t(sizeof(S));
+  return py::array(py::dtype::of<S>(), shape, bytes, ptr, base);
+}
+
+// Copy a (n, m, T) array with any strides into a time-major (T, m, n) buffer:
+// dst[t, j, i] = src[i, j, t]. T_used may be smaller than the source's T.
+template <typename S>
+void to_time_major(const py::array& src_any, S* dst, py::ssize_t T_used, const std::string& name,
+                   bool check_finite) {
+  const py::array src = element_strided<S>(src_any);
+  const py::ssize_t n = src.shape(0), m = src.shape(1);
+  const py::ssize_t s0 = src.strides(0) / py::ssize_t(sizeof(S)),
+                    s1 = src.strides(1) / py::ssize_t(sizeof(S)),
+                    s2 = src.strides(2) / py::ssize_t(sizeof(S));
+  const S* p = static_cast<const S*>(src.data());
+  bool finite = true;
+  for (py::ssize_t t = 0; t < T_used; ++t)
+    for (py::ssize_t j = 0; j < m; ++j)
+      for (py::ssize_t i = 0; i < n; ++i) {
+        const S v = p[i * s0 + j * s1 + t * s2];
+        finite &= std::isfinite(v);
+        *dst++ = v;
+      }
+  if (check_finite && !finite) throw py::value_error(name + " contains NaN or infinity");
+}
+
+// Copy a 2-D (n, m) array with any strides into dst as (m, n): dst[j, i] = src[i, j].
+template <typename S>
+void transpose_2d(const py::array& src_any, S* dst, const std::string& name, bool check_finite) {
+  const py::array src = element_strided<S>(src_any);
+  const py::ssize_t n = src.shape(0), m = src.shape(1);
+  const py::ssize_t s0 = src.strides(0) / py::ssize_t(sizeof(S)),
+                    s1 = src.strides(1) / py::ssize_t(sizeof(S));
+  const S* p = static_cast<const S*>(src.data());
+  bool finite = true;
+  for (py::ssize_t j = 0; j < m; ++j)
+    for (py::ssize_t i = 0; i < n; ++i) {
+      const S v = p[i * s0 + j * s1];
+      finite &= std::isfinite(v);
+      *dst++ = v;
+    }
+  if (check_finite && !finite) throw py::value_error(name + " contains NaN or infinity");
+}
+
+// Copy a 2-D (r, c) array with any strides into dst in C order (r, c).
+template <typename S>
+void copy_2d(const py::array& src_any, S* dst, const std::string& name, bool check_finite) {
+  const py::array src = element_strided<S>(src_any);
+  const py::ssize_t r = src.shape(0), c = src.shape(1);
+  const py::ssize_t s0 = src.strides(0) / py::ssize_t(sizeof(S)),
+                    s1 = src.strides(1) / py::ssize_t(sizeof(S));
+  const S* p = static_cast<const S*>(src.data());
+  bool finite = true;
+  for (py::ssize_t i = 0; i < r; ++i)
+    for (py::ssize_t j = 0; j < c; ++j) {
+      const S v = p[i * s0 + j * s1];
+      finite &= std::isfinite(v);
+      *dst++ = v;
+    }
+  if (check_finite && !finite) throw py::value_error(name + " contains NaN or infinity");
+}
+
+}  // namespace rnnx::bind

@@ -1,0 +1,218 @@
+// Bindings for the generic time-major kernels (float32 and float64), the layer API's
+// building blocks and the functions the tests hold against rnnx.reference.kernels.
+// The Python layer validates first; these checks repeat the essentials so that a bad
+// call can never read out of bounds.
+#include <optional>
+
+#include "bindings/arrays.hpp"
+#include "rnnx/lstm.hpp"
+#include "rnnx/rnn.hpp"
+
+namespace rnnx::bind {
+namespace {
+
+using ssize = py::ssize_t;
+
+// A C-contiguous array of dtype S and exactly `shape` (TypeError / ValueError otherwise).
+template <typename S>
+const S* in(py::handle obj, const char* name, const Shape& shape, const char* dims) {
+  py::array a = as_array<S>(obj, name);
+  require_shape(a, name, shape, dims);
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous");
+  return static_cast<const S*>(a.data());
+}
+template <typename S>
+const S* in_opt(py::handle obj, const char* name, const Shape& shape, const char* dims) {
+  return obj.is_none() ? nullptr : in<S>(obj, name, shape, dims);
+}
+
+Nonlinearity parse_nonlinearity(const std::string& s) {
+  if (s == "tanh") return Nonlinearity::Tanh;
+  if (s == "relu") return Nonlinearity::Relu;
+  throw py::value_error("nonlinearity must be 'tanh' or 'relu', got '" + s + "'");
+}
+
+SeqDims seq_dims(py::handle x_obj, py::handle w_ih_obj, ssize gates) {
+  py::array x = py::reinterpret_borrow<py::array>(x_obj);
+  require_ndim(x, "x", 3, "(T, B, D)");
+  py::array w = py::reinterpret_borrow<py::array>(w_ih_obj);
+  require_ndim(w, "w_ih", 2, "(G*H, D)");
+  if (w.shape(0) % gates) throw py::value_error("w_ih rows must be a multiple of the gate count");
+  return SeqDims{x.shape(0), x.shape(1), x.shape(2), w.shape(0) / gates};
+}
+
+// rnn_forward(x, h0, w_ih, w_hh, b, nonlinearity) -> h_all (T+1, B, H)
+template <typename S>
+py::array k_rnn_forward(py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh,
+                        py::handle b, const std::string& nl) {
+  as_array<S>(x, "x");
+  as_array<S>(w_ih, "w_ih");
+  const SeqDims d = seq_dims(x, w_ih, 1);
+  const Nonlinearity f = parse_nonlinearity(nl);
+  const S* xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const S* h0p = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
+  const S* wih = in<S>(w_ih, "w_ih", {d.H, d.D}, "(H, D)");
+  const S* whh = in<S>(w_hh, "w_hh", {d.H, d.H}, "(H, H)");
+  const S* bp = in_opt<S>(b, "b", {d.H}, "(H,)");
+  auto h_all = empty<S>({d.T + 1, d.B, d.H});
+  S* hp = h_all.mutable_data();
+  std::copy_n(h0p, d.B * d.H, hp);
+  {
+    py::gil_scoped_release release;
+    rnn_forward<S>(d, f, xp, wih, whh, bp, hp);
+  }
+  return std::move(h_all);
+}
+
+// rnn_backward(x, w_ih, w_hh, h, h_prev, dh, dh_n, nonlinearity)
+//   -> (dx, dh0, dw_ih, dw_hh, db)
+template <typename S>
+py::tuple k_rnn_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::handle h,
+                         py::handle h_prev, py::handle dh, py::handle dh_n, const std::string& nl) {
+  as_array<S>(x, "x");
+  as_array<S>(w_ih, "w_ih");
+  const SeqDims d = seq_dims(x, w_ih, 1);
+  const Nonlinearity f = parse_nonlinearity(nl);
+  const Shape tbh{d.T, d.B, d.H};
+  const S* xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const S* wih = in<S>(w_ih, "w_ih", {d.H, d.D}, "(H, D)");
+  const S* whh = in<S>(w_hh, "w_hh", {d.H, d.H}, "(H, H)");
+  const S* hp = in<S>(h, "h", tbh, "(T, B, H)");
+  const S* hpp = in<S>(h_prev, "h_prev", tbh, "(T, B, H)");
+  const S* dhp = in_opt<S>(dh, "dh", tbh, "(T, B, H)");
+  const S* dhn = in_opt<S>(dh_n, "dh_n", {d.B, d.H}, "(B, H)");
+  auto dx = empty<S>({d.T, d.B, d.D});
+  auto dh0 = empty<S>({d.B, d.H});
+  auto dwih = empty<S>({d.H, d.D});
+  auto dwhh = empty<S>({d.H, d.H});
+  auto db = empty<S>({d.H});
+  S *dxp = dx.mutable_data(), *dh0p = dh0.mutable_data(), *dwihp = dwih.mutable_data(),
+    *dwhhp = dwhh.mutable_data(), *dbp = db.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::vector<S> dz(size_t(d.T * d.B * d.H));
+    rnn_backward<S>(d, f, xp, wih, whh, hp, hpp, dhp, dhn, dz.data(), dxp, dh0p, dwihp, dwhhp,
+                    dbp);
+  }
+  return py::make_tuple(dx, dh0, dwih, dwhh, db);
+}
+
+// lstm_forward(x, h0, c0, w_ih, w_hh, b) -> (gates (T,B,4H), h_all, c_all (T+1,B,H))
+template <typename S>
+py::tuple k_lstm_forward(py::handle x, py::handle h0, py::handle c0, py::handle w_ih,
+                         py::handle w_hh, py::handle b) {
+  as_array<S>(x, "x");
+  as_array<S>(w_ih, "w_ih");
+  const SeqDims d = seq_dims(x, w_ih, 4);
+  const S* xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const S* h0p = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
+  const S* c0p = in<S>(c0, "c0", {d.B, d.H}, "(B, H)");
+  const S* wih = in<S>(w_ih, "w_ih", {4 * d.H, d.D}, "(4H, D)");
+  const S* whh = in<S>(w_hh, "w_hh", {4 * d.H, d.H}, "(4H, H)");
+  const S* bp = in_opt<S>(b, "b", {4 * d.H}, "(4H,)");
+  auto gates = empty<S>({d.T, d.B, 4 * d.H});
+  auto h_all = empty<S>({d.T + 1, d.B, d.H});
+  auto c_all = empty<S>({d.T + 1, d.B, d.H});
+  S *gp = gates.mutable_data(), *hp = h_all.mutable_data(), *cp = c_all.mutable_data();
+  std::copy_n(h0p, d.B * d.H, hp);
+  std::copy_n(c0p, d.B * d.H, cp);
+  {
+    py::gil_scoped_release release;
+    lstm_forward<S>(d, xp, wih, whh, bp, gp, hp, cp);
+  }
+  return py::make_tuple(gates, h_all, c_all);
+}
+
+// lstm_backward(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh, dh_n, dc_n)
+//   -> (dx, dh0, dc0, dw_ih, dw_hh, db)
+template <typename S>
+py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::handle gates,
+                          py::handle h_prev, py::handle c, py::handle c_prev, py::handle dh,
+                          py::handle dh_n, py::handle dc_n) {
+  as_array<S>(x, "x");
+  as_array<S>(w_ih, "w_ih");
+  const SeqDims d = seq_dims(x, w_ih, 4);
+  const Shape tbh{d.T, d.B, d.H}, bh{d.B, d.H};
+  const S* xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const S* wih = in<S>(w_ih, "w_ih", {4 * d.H, d.D}, "(4H, D)");
+  const S* whh = in<S>(w_hh, "w_hh", {4 * d.H, d.H}, "(4H, H)");
+  const S* gp = in<S>(gates, "gates", {d.T, d.B, 4 * d.H}, "(T, B, 4H)");
+  const S* hpp = in<S>(h_prev, "h_prev", tbh, "(T, B, H)");
+  const S* cp = in<S>(c, "c", tbh, "(T, B, H)");
+  const S* cpp = in<S>(c_prev, "c_prev", tbh, "(T, B, H)");
+  const S* dhp = in_opt<S>(dh, "dh", tbh, "(T, B, H)");
+  const S* dhn = in_opt<S>(dh_n, "dh_n", bh, "(B, H)");
+  const S* dcn = in_opt<S>(dc_n, "dc_n", bh, "(B, H)");
+  auto dx = empty<S>({d.T, d.B, d.D});
+  auto dh0 = empty<S>(bh);
+  auto dc0 = empty<S>(bh);
+  auto dwih = empty<S>({4 * d.H, d.D});
+  auto dwhh = empty<S>({4 * d.H, d.H});
+  auto db = empty<S>({4 * d.H});
+  S *dxp = dx.mutable_data(), *dh0p = dh0.mutable_data(), *dc0p = dc0.mutable_data(),
+    *dwihp = dwih.mutable_data(), *dwhhp = dwhh.mutable_data(), *dbp = db.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::vector<S> dg(size_t(d.T * d.B * 4 * d.H));
+    lstm_backward<S>(d, xp, wih, whh, gp, hpp, cp, cpp, dhp, dhn, dcn, dg.data(), dxp, dh0p, dc0p,
+                     dwihp, dwhhp, dbp);
+  }
+  return py::make_tuple(dx, dh0, dc0, dwih, dwhh, db);
+}
+
+// Dispatch on x's dtype: float32 or float64; anything else is a TypeError.
+bool is_f32(py::handle x) {
+  if (!py::isinstance<py::array>(x))
+    throw py::type_error("x must be a numpy.ndarray of dtype float32 or float64");
+  py::dtype dt = py::reinterpret_borrow<py::array>(x).dtype();
+  if (dt.kind() != 'f' || (dt.itemsize() != 4 && dt.itemsize() != 8))
+    throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(dt)));
+  return dt.itemsize() == 4;
+}
+
+}  // namespace
+
+void register_kernels(py::module_& m) {
+  auto k = m.def_submodule("kernels", "Time-major (T, B, D) kernels, float32 and float64.");
+  using py::arg;
+  k.def(
+      "rnn_forward",
+      [](py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh, py::handle b,
+         const std::string& nl) {
+        return is_f32(x) ? k_rnn_forward<float>(x, h0, w_ih, w_hh, b, nl)
+                         : k_rnn_forward<double>(x, h0, w_ih, w_hh, b, nl);
+      },
+      arg("x"), arg("h0"), arg("w_ih"), arg("w_hh"), arg("b").none(true),
+      arg("nonlinearity") = "tanh");
+  k.def(
+      "rnn_backward",
+      [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle h, py::handle h_prev,
+         py::handle dh, py::handle dh_n, const std::string& nl) {
+        return is_f32(x) ? k_rnn_backward<float>(x, w_ih, w_hh, h, h_prev, dh, dh_n, nl)
+                         : k_rnn_backward<double>(x, w_ih, w_hh, h, h_prev, dh, dh_n, nl);
+      },
+      arg("x"), arg("w_ih"), arg("w_hh"), arg("h"), arg("h_prev"), arg("dh").none(true),
+      arg("dh_n").none(true), arg("nonlinearity") = "tanh");
+  k.def(
+      "lstm_forward",
+      [](py::handle x, py::handle h0, py::handle c0, py::handle w_ih, py::handle w_hh,
+         py::handle b) {
+        return is_f32(x) ? k_lstm_forward<float>(x, h0, c0, w_ih, w_hh, b)
+                         : k_lstm_forward<double>(x, h0, c0, w_ih, w_hh, b);
+      },
+      arg("x"), arg("h0"), arg("c0"), arg("w_ih"), arg("w_hh"), arg("b").none(true));
+  k.def(
+      "lstm_backward",
+      [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle gates, py::handle h_prev,
+         py::handle c, py::handle c_prev, py::handle dh, py::handle dh_n, py::handle dc_n) {
+        return is_f32(x)
+                   ? k_lstm_backward<float>(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh, dh_n, dc_n)
+                   : k_lstm_backward<double>(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh, dh_n,
+                                             dc_n);
+      },
+      arg("x"), arg("w_ih"), arg("w_hh"), arg("gates"), arg("h_prev"), arg("c"), arg("c_prev"),
+      arg("dh").none(true), arg("dh_n").none(true), arg("dc_n").none(true));
+}
+
+}  // namespace rnnx::bind

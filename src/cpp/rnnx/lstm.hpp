@@ -1,0 +1,35 @@
+// LSTM: whole-sequence forward and backpropagation through time.
+//
+// Gate order i, f, g, o (PyTorch's); the four gates of a step are one row-major
+// (B x 4H) block, so one GEMM per step serves all of them:
+//   [a_i a_f a_g a_o] = x_t W_ihᵀ + h_{t-1} W_hhᵀ + b
+//   i = σ(a_i)  f = σ(a_f)  g = tanh(a_g)  o = σ(a_o)
+//   c_t = f*c_{t-1} + i*g       h_t = o*tanh(c_t)
+//
+// Shapes (time-major, C-contiguous):
+//   x (T,B,D)  w_ih (4H,D)  w_hh (4H,H)  b (4H) or nullptr
+//   gates (T,B,4H): the activated gates [i f g o] of every step (written)
+//   h_all, c_all (T+1,B,H): [0] = h0 / c0 on entry, [t+1] = h_t / c_t on return.
+#pragma once
+
+#include "rnnx/common.hpp"
+
+namespace rnnx {
+
+template <typename S>
+void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* b,
+                  S* gates, S* h_all, S* c_all);
+
+// Backward through time. Inputs:
+//   dh (T,B,H) dL/dh_t from above (nullptr: zeros); dh_n, dc_n (B,H) extra gradients on
+//   the final h and c (nullptr: zeros); gates, h, c (T,B,H) from forward, h_prev and
+//   c_prev (T,B,H) the states each step started from.
+// Outputs (overwritten): dx (T,B,D) or nullptr, dh0, dc0 (B,H), dw_ih (4H,D),
+//   dw_hh (4H,H), db (4H) or nullptr. dgates (T,B,4H) is caller-provided scratch that
+//   holds dL/d[a_i a_f a_g a_o] on return.
+template <typename S>
+void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* gates,
+                   const S* h_prev, const S* c, const S* c_prev, const S* dh, const S* dh_n,
+                   const S* dc_n, S* dgates, S* dx, S* dh0, S* dc0, S* dw_ih, S* dw_hh, S* db);
+
+}  // namespace rnnx

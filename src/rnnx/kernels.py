@@ -1,0 +1,183 @@
+"""Time-major RNN and LSTM kernels: whole sequences in one C++ call.
+
+Layout and names follow PyTorch: ``x (T, B, D)``, ``h0 (B, H)``, ``w_ih (G*H, D)``,
+``w_hh (G*H, H)``, ``b (G*H,)``; LSTM gates in the order i, f, g, o. float32 and
+float64; all arrays of one call share the dtype of ``x`` (mixing is an error, never a
+silent cast); outputs have that dtype. :mod:`rnnx.reference.kernels` holds the same
+functions in plain NumPy.
+"""
+
+import numpy as np
+
+from ._loader import core as _core
+
+_k = _core.kernels
+
+__all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward"]
+
+
+def _dtype_of(x):
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must have dtype float32 or float64, got {x.dtype}")
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (T, B, D), got {x.shape}")
+    if 0 in x.shape:
+        raise ValueError(f"x must not be empty, got shape {x.shape}")
+    return x.dtype
+
+
+def _arg(name, a, shape, dims, dtype, optional=False):
+    """a as a C-contiguous array of `dtype` and `shape`, or a clear exception."""
+    if a is None and optional:
+        return None
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of dtype {dtype}, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} like x, got {a.dtype}")
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {dims} = {tuple(shape)}, got {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+def _hidden(w_ih, gates):
+    if not isinstance(w_ih, np.ndarray) or w_ih.ndim != 2:
+        raise ValueError(f"w_ih must be a 2-D array of shape ({gates}*H, D)")
+    if w_ih.shape[0] == 0 or w_ih.shape[0] % gates:
+        raise ValueError(f"w_ih must have {gates}*H rows, got shape {w_ih.shape}")
+    return w_ih.shape[0] // gates
+
+
+def _prev(first, seq):
+    """(T, B, H) states each step started from: first, seq[0], ..., seq[T-2]."""
+    return np.concatenate((first[None], seq[:-1]), axis=0)
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b=None, nonlinearity="tanh"):
+    """Vanilla RNN over a sequence: ``h_t = f(x_t w_ihᵀ + h_{t-1} w_hhᵀ + b)``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (T, B, D)
+    h0 : ndarray of shape (B, H)
+    w_ih : ndarray of shape (H, D)
+    w_hh : ndarray of shape (H, H)
+    b : ndarray of shape (H,), optional
+    nonlinearity : {"tanh", "relu"}
+
+    Returns
+    -------
+    h : ndarray of shape (T, B, H)
+    """
+    dt = _dtype_of(x)
+    T, B, D = x.shape
+    H = _hidden(w_ih, 1)
+    args = (_arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("h0", h0, (B, H), "(B, H)", dt),
+            _arg("w_ih", w_ih, (H, D), "(H, D)", dt), _arg("w_hh", w_hh, (H, H), "(H, H)", dt),
+            _arg("b", b, (H,), "(H,)", dt, optional=True))
+    return _k.rnn_forward(*args, nonlinearity)[1:]
+
+
+def rnn_backward(dh, x, h0, h, w_ih, w_hh, nonlinearity="tanh", dh_n=None):
+    """Backpropagation through time for :func:`rnn_forward`.
+
+    Parameters
+    ----------
+    dh : ndarray of shape (T, B, H) or None
+        Gradient of the loss with respect to every output ``h_t``.
+    x, h0, w_ih, w_hh, nonlinearity
+        As given to :func:`rnn_forward`.
+    h : ndarray of shape (T, B, H)
+        Its output.
+    dh_n : ndarray of shape (B, H), optional
+        Extra gradient on the final state.
+
+    Returns
+    -------
+    dx : ndarray of shape (T, B, D)
+    dh0 : ndarray of shape (B, H)
+    dw_ih, dw_hh : ndarray
+    db : ndarray of shape (H,)
+    """
+    dt = _dtype_of(x)
+    T, B, D = x.shape
+    H = _hidden(w_ih, 1)
+    tbh = (T, B, H)
+    h = _arg("h", h, tbh, "(T, B, H)", dt)
+    h0 = _arg("h0", h0, (B, H), "(B, H)", dt)
+    return _k.rnn_backward(
+        _arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("w_ih", w_ih, (H, D), "(H, D)", dt),
+        _arg("w_hh", w_hh, (H, H), "(H, H)", dt), h, _prev(h0, h),
+        _arg("dh", dh, tbh, "(T, B, H)", dt, optional=True),
+        _arg("dh_n", dh_n, (B, H), "(B, H)", dt, optional=True), nonlinearity)
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b=None):
+    """LSTM over a sequence (gate order i, f, g, o).
+
+    Parameters
+    ----------
+    x : ndarray of shape (T, B, D)
+    h0, c0 : ndarray of shape (B, H)
+    w_ih : ndarray of shape (4H, D)
+    w_hh : ndarray of shape (4H, H)
+    b : ndarray of shape (4H,), optional
+
+    Returns
+    -------
+    h, c : ndarray of shape (T, B, H)
+    gates : ndarray of shape (T, B, 4H)
+        The activated gates ``[i, f, g, o]`` of every step.
+
+    Notes
+    -----
+    ``i, f, o = σ(·)``, ``g = tanh(·)`` of ``x_t w_ihᵀ + h_{t-1} w_hhᵀ + b``;
+    ``c_t = f*c_{t-1} + i*g``; ``h_t = o*tanh(c_t)``.
+    """
+    dt = _dtype_of(x)
+    T, B, D = x.shape
+    H = _hidden(w_ih, 4)
+    gates, h_all, c_all = _k.lstm_forward(
+        _arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("h0", h0, (B, H), "(B, H)", dt),
+        _arg("c0", c0, (B, H), "(B, H)", dt), _arg("w_ih", w_ih, (4 * H, D), "(4H, D)", dt),
+        _arg("w_hh", w_hh, (4 * H, H), "(4H, H)", dt),
+        _arg("b", b, (4 * H,), "(4H,)", dt, optional=True))
+    return h_all[1:], c_all[1:], gates
+
+
+def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None):
+    """Backpropagation through time for :func:`lstm_forward`.
+
+    Parameters
+    ----------
+    dh : ndarray of shape (T, B, H) or None
+    x, h0, c0, w_ih, w_hh
+        As given to :func:`lstm_forward`.
+    h, c, gates
+        Its outputs.
+    dh_n, dc_n : ndarray of shape (B, H), optional
+        Extra gradients on the final hidden and cell states.
+
+    Returns
+    -------
+    dx : ndarray of shape (T, B, D)
+    dh0, dc0 : ndarray of shape (B, H)
+    dw_ih, dw_hh : ndarray
+    db : ndarray of shape (4H,)
+    """
+    dt = _dtype_of(x)
+    T, B, D = x.shape
+    H = _hidden(w_ih, 4)
+    tbh = (T, B, H)
+    h = _arg("h", h, tbh, "(T, B, H)", dt)
+    c = _arg("c", c, tbh, "(T, B, H)", dt)
+    h0 = _arg("h0", h0, (B, H), "(B, H)", dt)
+    c0 = _arg("c0", c0, (B, H), "(B, H)", dt)
+    return _k.lstm_backward(
+        _arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("w_ih", w_ih, (4 * H, D), "(4H, D)", dt),
+        _arg("w_hh", w_hh, (4 * H, H), "(4H, H)", dt),
+        _arg("gates", gates, (T, B, 4 * H), "(T, B, 4H)", dt), _prev(h0, h), c, _prev(c0, c),
+        _arg("dh", dh, tbh, "(T, B, H)", dt, optional=True),
+        _arg("dh_n", dh_n, (B, H), "(B, H)", dt, optional=True),
+        _arg("dc_n", dc_n, (B, H), "(B, H)", dt, optional=True))

@@ -1,0 +1,22 @@
+"""Plain-NumPy ground truth for rnnx.
+
+Every kernel that rnnx implements in C++ is written here once more in plain,
+readable NumPy.  The tests compare the compiled code against these functions,
+and a learner can read the equations here without any C++.
+
+Modules
+-------
+course
+    The "Building your Recurrent Neural Network - Step by Step" functions with the
+    course layout: float64, batch on the second axis, sequences ``(n, m, T)``.
+dinos
+    The "Dinosaurus Island" character-level language model (2021 semantics,
+    including the global-RNG side effects and the printed progress listing).
+kernels
+    The time-major ``(T, B, D)`` RNN and LSTM kernels with PyTorch conventions
+    that the C++ core implements.
+"""
+
+from . import course, dinos, kernels
+
+__all__ = ["course", "dinos", "kernels"]

@@ -1,0 +1,345 @@
+"""Time-major RNN and LSTM kernels in plain NumPy (the math of the C++ core).
+
+These are the functions that ``src/cpp/rnnx`` implements, written so that they can
+be read in one sitting.  The conventions are PyTorch's:
+
+* sequences are time-major and C-contiguous: ``x`` is ``(T, B, D)``;
+* weights multiply on the right as transposes: ``x_t @ w_ih.T`` with ``w_ih (H, D)``;
+* the LSTM stacks its four gates in the order **i, f, g, o** along the first axis of
+  ``w_ih (4H, D)``, ``w_hh (4H, H)`` and ``b (4H,)``;
+* one bias vector ``b`` (PyTorch's ``b_ih + b_hh``), or ``None`` for no bias.
+
+Dimension alphabet: ``T`` time, ``B`` batch, ``D`` input features, ``H`` hidden,
+``G = 4H`` LSTM gate rows.
+
+All arrays must share one floating dtype; the computation and the results use it.
+
+Structure (the same as the C++ core): the input projection of all time steps is one
+matrix product before the time loop, only the recurrent product is inside it, and
+the parameter gradients are whole-sequence products after the backward loop.
+"""
+
+import numpy as np
+
+__all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward"]
+
+_NONLINEARITIES = ("tanh", "relu")
+
+
+def _float_dtype(**arrays):
+    """The common floating dtype of the given arrays (``None`` entries are skipped).
+
+    Raises
+    ------
+    TypeError
+        If an array is not floating point, or two arrays differ in dtype.
+    """
+    dtype, first = None, None
+    for name, array in arrays.items():
+        if array is None:
+            continue
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(f"{name} must be a floating-point array, got dtype {array.dtype}")
+        if dtype is None:
+            dtype, first = array.dtype, name
+        elif array.dtype != dtype:
+            raise TypeError(
+                f"{name} has dtype {array.dtype} but {first} has dtype {dtype}; "
+                "mixed dtypes are not converted silently"
+            )
+    return dtype
+
+
+def _check_nonlinearity(nonlinearity):
+    if nonlinearity not in _NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+
+
+def _sigmoid(z):
+    # 1 / (1 + exp(-z)); exp overflows to inf for very negative z, giving exactly 0
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-z))
+
+
+def _previous(first, seq):
+    """``[first, seq[0], ..., seq[T-2]]``: the state entering each step, (T, B, H)."""
+    return np.concatenate((first[None], seq[:-1]), axis=0)
+
+
+# ----------------------------------------------------------------------------------
+# Elman RNN
+# ----------------------------------------------------------------------------------
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b=None, nonlinearity="tanh"):
+    """Elman RNN over a sequence.
+
+    ``h_t = f(x_t w_ih^T + h_{t-1} w_hh^T + b)`` for ``t = 0 .. T-1``, with
+    ``h_{-1} = h0`` and ``f = tanh`` or ``relu``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, B, D)
+        Input sequence.
+    h0 : ndarray, shape (B, H)
+        Initial hidden state.
+    w_ih : ndarray, shape (H, D)
+        Input-to-hidden weights.
+    w_hh : ndarray, shape (H, H)
+        Hidden-to-hidden weights.
+    b : ndarray, shape (H,), optional
+        Bias; ``None`` for none.
+    nonlinearity : {"tanh", "relu"}, default "tanh"
+
+    Returns
+    -------
+    h : ndarray, shape (T, B, H)
+        Hidden state of every step (``h[-1]`` is the final state).
+
+    Raises
+    ------
+    ValueError
+        For an unknown `nonlinearity`.
+    TypeError
+        For mixed or non-floating dtypes.
+
+    Examples
+    --------
+    >>> x = np.zeros((2, 1, 3)); h0 = np.zeros((1, 4))
+    >>> h = rnn_forward(x, h0, np.ones((4, 3)), np.eye(4), np.full(4, 0.5))
+    >>> h.shape, bool(np.allclose(h[0], np.tanh(0.5)))
+    ((2, 1, 4), True)
+    """
+    _check_nonlinearity(nonlinearity)
+    dtype = _float_dtype(x=x, h0=h0, w_ih=w_ih, w_hh=w_hh, b=b)
+    T, B, D = x.shape
+    H = w_hh.shape[0]
+
+    # input projection of all steps at once: (T, B, D) @ (D, H) -> (T, B, H)
+    z_in = x @ w_ih.T
+    if b is not None:
+        z_in = z_in + b
+
+    h = np.empty((T, B, H), dtype=dtype)
+    h_prev = h0
+    for t in range(T):
+        z = z_in[t] + h_prev @ w_hh.T  # (B, H)
+        h[t] = np.tanh(z) if nonlinearity == "tanh" else np.maximum(z, 0)
+        h_prev = h[t]
+    return h
+
+
+def rnn_backward(dh, x, h0, h, w_ih, w_hh, nonlinearity="tanh", dh_n=None):
+    """Backpropagation through time for :func:`rnn_forward`.
+
+    With ``z_t`` the pre-activation and ``L`` the loss::
+
+        dh_total_t = dh_t + dz_{t+1} w_hh      (output gradient + carry from t+1;
+                                                at t = T-1 the carry is dh_n)
+        dz_t = dh_total_t * f'(z_t)            tanh'(z) = 1 - h_t^2
+                                               relu'(z) = 1 if h_t > 0 else 0
+        dx_t = dz_t w_ih
+        dh0  = dz_0 w_hh
+        dw_ih = sum_t dz_t^T x_t,  dw_hh = sum_t dz_t^T h_{t-1},  db = sum_{t,b} dz_t
+
+    Parameters
+    ----------
+    dh : ndarray, shape (T, B, H)
+        ``dL/dh_t`` for every output ``h_t``.
+    x : ndarray, shape (T, B, D)
+        Input of the forward pass.
+    h0 : ndarray, shape (B, H)
+        Initial state of the forward pass.
+    h : ndarray, shape (T, B, H)
+        Output of the forward pass.
+    w_ih : ndarray, shape (H, D)
+    w_hh : ndarray, shape (H, H)
+    nonlinearity : {"tanh", "relu"}, default "tanh"
+    dh_n : ndarray, shape (B, H), optional
+        Extra gradient on the final state ``h[-1]`` (e.g. from a loss on ``h_n``).
+
+    Returns
+    -------
+    dx : ndarray, shape (T, B, D)
+    dh0 : ndarray, shape (B, H)
+    dw_ih : ndarray, shape (H, D)
+    dw_hh : ndarray, shape (H, H)
+    db : ndarray, shape (H,)
+    """
+    _check_nonlinearity(nonlinearity)
+    dtype = _float_dtype(dh=dh, x=x, h0=h0, h=h, w_ih=w_ih, w_hh=w_hh, dh_n=dh_n)
+    T, B, H = h.shape
+    D = x.shape[2]
+
+    dz = np.empty((T, B, H), dtype=dtype)  # dL/dz_t for every step
+    dh_carry = np.zeros((B, H), dtype=dtype) if dh_n is None else dh_n
+    for t in reversed(range(T)):
+        dh_total = dh[t] + dh_carry
+        if nonlinearity == "tanh":
+            dz[t] = dh_total * (1 - h[t] * h[t])  # tanh'(z) = 1 - tanh(z)^2
+        else:
+            dz[t] = dh_total * (h[t] > 0)  # relu'(z) = [z > 0] = [h > 0]
+        dh_carry = dz[t] @ w_hh  # (B, H) @ (H, H): dL/dh_{t-1} through the recurrence
+
+    # whole-sequence products: fold (T, B) into T*B rows
+    dz_rows = dz.reshape(T * B, H)
+    dx = dz @ w_ih  # (T, B, H) @ (H, D)
+    dw_ih = dz_rows.T @ x.reshape(T * B, D)
+    dw_hh = dz_rows.T @ _previous(h0, h).reshape(T * B, H)
+    db = dz_rows.sum(axis=0)
+    return dx, dh_carry, dw_ih, dw_hh, db
+
+
+# ----------------------------------------------------------------------------------
+# LSTM
+# ----------------------------------------------------------------------------------
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b=None):
+    """LSTM over a sequence (PyTorch gate order i, f, g, o).
+
+    For ``t = 0 .. T-1``, with ``h_{-1} = h0``, ``c_{-1} = c0``::
+
+        z_t = x_t w_ih^T + h_{t-1} w_hh^T + b            (B, 4H), blocks [i|f|g|o]
+        i = sigmoid(z_i)   input gate
+        f = sigmoid(z_f)   forget gate
+        g = tanh(z_g)      candidate cell value
+        o = sigmoid(z_o)   output gate
+        c_t = f * c_{t-1} + i * g
+        h_t = o * tanh(c_t)
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, B, D)
+    h0 : ndarray, shape (B, H)
+    c0 : ndarray, shape (B, H)
+    w_ih : ndarray, shape (4H, D)
+        Rows ``[0:H]`` i, ``[H:2H]`` f, ``[2H:3H]`` g, ``[3H:4H]`` o.
+    w_hh : ndarray, shape (4H, H)
+        Same row blocks.
+    b : ndarray, shape (4H,), optional
+        Same blocks; ``None`` for no bias.
+
+    Returns
+    -------
+    h : ndarray, shape (T, B, H)
+        Hidden states.
+    c : ndarray, shape (T, B, H)
+        Cell states.
+    gates : ndarray, shape (T, B, 4H)
+        The activated gates ``[i, f, g, o]`` of every step (what backward needs).
+
+    Raises
+    ------
+    TypeError
+        For mixed or non-floating dtypes.
+    """
+    dtype = _float_dtype(x=x, h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b=b)
+    T, B, D = x.shape
+    H = w_hh.shape[1]
+
+    # input projection of all steps at once: (T, B, D) @ (D, 4H) -> (T, B, 4H)
+    z_in = x @ w_ih.T
+    if b is not None:
+        z_in = z_in + b
+
+    h = np.empty((T, B, H), dtype=dtype)
+    c = np.empty((T, B, H), dtype=dtype)
+    gates = np.empty((T, B, 4 * H), dtype=dtype)
+    h_prev, c_prev = h0, c0
+    for t in range(T):
+        z = z_in[t] + h_prev @ w_hh.T  # (B, 4H)
+        i = _sigmoid(z[:, 0 * H : 1 * H])
+        f = _sigmoid(z[:, 1 * H : 2 * H])
+        g = np.tanh(z[:, 2 * H : 3 * H])
+        o = _sigmoid(z[:, 3 * H : 4 * H])
+        c[t] = f * c_prev + i * g
+        h[t] = o * np.tanh(c[t])
+        gates[t] = np.concatenate((i, f, g, o), axis=1)
+        h_prev, c_prev = h[t], c[t]
+    return h, c, gates
+
+
+def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None):
+    """Backpropagation through time for :func:`lstm_forward`.
+
+    Going backwards with carries ``dh_carry`` (starts at `dh_n`) and ``dc_carry``
+    (starts at `dc_n`), and ``tc = tanh(c_t)``::
+
+        dh_total = dh_t + dh_carry
+        dc_total = dc_carry + dh_total * o * (1 - tc^2)        tanh' = 1 - tanh^2
+        d_o = dh_total * tc          d_i = dc_total * g
+        d_f = dc_total * c_{t-1}     d_g = dc_total * i
+        pre-activations:  dz_i = d_i * i (1 - i)               sigmoid' = s (1 - s)
+                          dz_f = d_f * f (1 - f)
+                          dz_g = d_g * (1 - g^2)
+                          dz_o = d_o * o (1 - o)
+        dc_carry = dc_total * f                                (to c_{t-1})
+        dh_carry = dz_t w_hh                                   (to h_{t-1})
+
+    then ``dx_t = dz_t w_ih``, ``dw_ih = sum_t dz_t^T x_t``,
+    ``dw_hh = sum_t dz_t^T h_{t-1}``, ``db = sum_{t,b} dz_t``, and ``dh0``, ``dc0``
+    are the final carries.
+
+    Parameters
+    ----------
+    dh : ndarray, shape (T, B, H)
+        ``dL/dh_t`` for every output ``h_t``.
+    x : ndarray, shape (T, B, D)
+    h0 : ndarray, shape (B, H)
+    c0 : ndarray, shape (B, H)
+    h : ndarray, shape (T, B, H)
+        Hidden states from the forward pass.
+    c : ndarray, shape (T, B, H)
+        Cell states from the forward pass.
+    gates : ndarray, shape (T, B, 4H)
+        Activated gates ``[i, f, g, o]`` from the forward pass.
+    w_ih : ndarray, shape (4H, D)
+    w_hh : ndarray, shape (4H, H)
+    dh_n : ndarray, shape (B, H), optional
+        Extra gradient on the final hidden state ``h[-1]``.
+    dc_n : ndarray, shape (B, H), optional
+        Gradient on the final cell state ``c[-1]``.
+
+    Returns
+    -------
+    dx : ndarray, shape (T, B, D)
+    dh0 : ndarray, shape (B, H)
+    dc0 : ndarray, shape (B, H)
+    dw_ih : ndarray, shape (4H, D)
+    dw_hh : ndarray, shape (4H, H)
+    db : ndarray, shape (4H,)
+    """
+    dtype = _float_dtype(
+        dh=dh, x=x, h0=h0, c0=c0, h=h, c=c, gates=gates, w_ih=w_ih, w_hh=w_hh,
+        dh_n=dh_n, dc_n=dc_n,
+    )
+    T, B, H = h.shape
+    D = x.shape[2]
+
+    dz = np.empty((T, B, 4 * H), dtype=dtype)  # dL/d(pre-activation), blocks [i|f|g|o]
+    dh_carry = np.zeros((B, H), dtype=dtype) if dh_n is None else dh_n
+    dc_carry = np.zeros((B, H), dtype=dtype) if dc_n is None else dc_n
+    for t in reversed(range(T)):
+        i, f, g, o = np.split(gates[t], 4, axis=1)
+        c_prev = c[t - 1] if t > 0 else c0
+        tc = np.tanh(c[t])
+
+        dh_total = dh[t] + dh_carry
+        dc_total = dc_carry + dh_total * o * (1 - tc * tc)
+
+        dz[t, :, 0 * H : 1 * H] = dc_total * g * i * (1 - i)
+        dz[t, :, 1 * H : 2 * H] = dc_total * c_prev * f * (1 - f)
+        dz[t, :, 2 * H : 3 * H] = dc_total * i * (1 - g * g)
+        dz[t, :, 3 * H : 4 * H] = dh_total * tc * o * (1 - o)
+
+        dc_carry = dc_total * f
+        dh_carry = dz[t] @ w_hh  # (B, 4H) @ (4H, H)
+
+    # whole-sequence products: fold (T, B) into T*B rows
+    dz_rows = dz.reshape(T * B, 4 * H)
+    dx = dz @ w_ih  # (T, B, 4H) @ (4H, D)
+    dw_ih = dz_rows.T @ x.reshape(T * B, D)
+    dw_hh = dz_rows.T @ _previous(h0, h).reshape(T * B, H)
+    db = dz_rows.sum(axis=0)
+    return dx, dh_carry, dc_carry, dw_ih, dw_hh, db
