@@ -29,10 +29,35 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = _core.__version__
 
-isa = _core.isa  # the instruction-set build in use: "avx2" or "generic"
+isa = _core.isa  # the instruction-set build in use: "avx512", "avx2" or "generic"
+
+
+def get_num_threads():
+    """The number of threads rnnx's kernels use (the calling thread included)."""
+    return _core.num_threads()
+
+
+def set_num_threads(n):
+    """Set the number of threads rnnx's kernels use.
+
+    The default is the environment variable ``RNNX_NUM_THREADS`` or else the number of
+    CPUs this process may run on. Results are bit-identical for any thread count: work
+    is split into blocks whose sizes depend only on the problem.
+
+    Parameters
+    ----------
+    n : int
+        At least 1.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    _core.set_num_threads(n)
 
 __all__ = [
     "rnn_cell_forward", "rnn_forward", "rnn_cell_backward", "rnn_backward",
     "lstm_cell_forward", "lstm_forward", "lstm_cell_backward", "lstm_backward",
     "softmax", "sigmoid", "dinos", "kernels", "reference", "isa", "__version__",
+    "get_num_threads", "set_num_threads",
 ]

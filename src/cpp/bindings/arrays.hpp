@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -101,7 +102,8 @@ py::array view(const py::array& base, const S* ptr, const Shape& shape, const Sh
 }
 
 // Copy a (n, m, T) array with any strides into a time-major (T, m, n) buffer:
-// dst[t, j, i] = src[i, j, t]. T_used may be smaller than the source's T.
+// dst[t, j, i] = src[i, j, t]. T_used may be smaller than the source's T. The copy goes
+// in 16 x 16 tiles of (t, i) so that both sides touch whole cache lines.
 template <typename S>
 void to_time_major(const py::array& src_any, S* dst, py::ssize_t T_used, const std::string& name,
                    bool check_finite) {
@@ -111,13 +113,18 @@ void to_time_major(const py::array& src_any, S* dst, py::ssize_t T_used, const s
                     s1 = src.strides(1) / py::ssize_t(sizeof(S)),
                     s2 = src.strides(2) / py::ssize_t(sizeof(S));
   const S* p = static_cast<const S*>(src.data());
+  constexpr py::ssize_t tile = 16;
   bool finite = true;
-  for (py::ssize_t t = 0; t < T_used; ++t)
-    for (py::ssize_t j = 0; j < m; ++j)
-      for (py::ssize_t i = 0; i < n; ++i) {
-        const S v = p[i * s0 + j * s1 + t * s2];
-        finite &= std::isfinite(v);
-        *dst++ = v;
+  for (py::ssize_t j = 0; j < m; ++j)
+    for (py::ssize_t t0 = 0; t0 < T_used; t0 += tile)
+      for (py::ssize_t i0 = 0; i0 < n; i0 += tile) {
+        const py::ssize_t t1 = std::min(T_used, t0 + tile), i1 = std::min(n, i0 + tile);
+        for (py::ssize_t i = i0; i < i1; ++i)
+          for (py::ssize_t t = t0; t < t1; ++t) {
+            const S v = p[i * s0 + j * s1 + t * s2];
+            finite &= std::isfinite(v);
+            dst[(t * m + j) * n + i] = v;
+          }
       }
   if (check_finite && !finite) throw py::value_error(name + " contains NaN or infinity");
 }

@@ -2,6 +2,8 @@
 // as _core_<isa>; rnnx/_loader.py imports the best one this CPU can run.
 #include <pybind11/pybind11.h>
 
+#include "rnnx/parallel.hpp"
+
 namespace py = pybind11;
 
 namespace rnnx::bind {
@@ -11,18 +13,25 @@ void register_dinos(py::module_& m);
 }  // namespace rnnx::bind
 
 namespace {
-// True when this CPU (and OS) can run the avx2 build: AVX2 and FMA.
-bool cpu_has_avx2_fma() {
-#if defined(__x86_64__) || defined(_M_X64)
-#if defined(__GNUC__)
+// What this CPU can run, as a dict of flags (GCC/Clang builtins; False elsewhere).
+py::dict cpu_features() {
+  py::dict f;
+  bool avx2 = false, fma = false, avx512 = false, amd = false, intel = false;
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
+  avx2 = __builtin_cpu_supports("avx2");
+  fma = __builtin_cpu_supports("fma");
+  avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+  amd = __builtin_cpu_is("amd");
+  intel = __builtin_cpu_is("intel");
 #endif
-#else
-  return false;
-#endif
+  f["avx2"] = avx2;
+  f["fma"] = fma;
+  f["avx512"] = avx512;  // F, DQ, VL and BW
+  f["amd"] = amd;
+  f["intel"] = intel;
+  return f;
 }
 }  // namespace
 
@@ -30,8 +39,10 @@ PYBIND11_MODULE(RNNX_MODULE_NAME, m) {
   m.doc() = "rnnx compiled kernels (" RNNX_ISA_NAME " build)";
   m.attr("isa") = RNNX_ISA_NAME;
   m.attr("__version__") = RNNX_VERSION;
-  m.def("cpu_has_avx2_fma", &cpu_has_avx2_fma,
-        "Whether this CPU supports the instructions of the avx2 build (AVX2 and FMA).");
+  m.def("cpu_features", &cpu_features, "The instruction sets this CPU supports.");
+  m.def("num_threads", &rnnx::num_threads, "Threads the kernels use (the caller included).");
+  m.def("set_num_threads", &rnnx::set_num_threads, py::arg("n"),
+        "Set the threads the kernels use; results do not depend on it.");
   rnnx::bind::register_kernels(m);
   rnnx::bind::register_course(m);
   rnnx::bind::register_dinos(m);

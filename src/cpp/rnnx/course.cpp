@@ -5,6 +5,7 @@
 #include <string>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/parallel.hpp"
 
 namespace rnnx {
 
@@ -28,8 +29,14 @@ void softmax_steps(Index T, Index B, Index V, S* y) {
 template <typename S>
 void dense_head(Index TB, Index H, Index V, const S* h, const S* w_y, const S* b_y, S* y) {
   MapMat<S> Y(y, TB, V);
-  Y.noalias() = MapConstMat<S>(h, TB, H) * MapConstMat<S>(w_y, V, H).transpose();
-  Y.rowwise() += MapConstRowVec<S>(b_y, V);
+  MapConstMat<S> Hs(h, TB, H), Wy(w_y, V, H);
+  const Index n_rows = ceil_div(TB, kRowsPerTask);
+  parallel_for(n_rows, [&](Index k) {
+    const Index r0 = k * kRowsPerTask, n = std::min(kRowsPerTask, TB - r0);
+    auto Yr = Y.middleRows(r0, n);
+    Yr.noalias() = Hs.middleRows(r0, n) * Wy.transpose();
+    Yr.rowwise() += MapConstRowVec<S>(b_y, V);
+  }, worth_parallel(double(TB) * H * V / double(n_rows)));
 }
 
 namespace {

@@ -1,29 +1,56 @@
 #include "rnnx/rnn.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include "rnnx/activations.hpp"
+#include "rnnx/parallel.hpp"
 
 namespace rnnx {
+
+namespace {
+// Tasks of the time loop: blocks of kUnitsPerTask hidden units.
+struct Units {
+  Index j0, c;
+  Units(Index k, Index H) : j0(k * kUnitsPerTask), c(std::min(kUnitsPerTask, H - k * kUnitsPerTask)) {}
+};
+struct Rows {
+  Index r0, n;
+  Rows(Index k, Index R) : r0(k * kRowsPerTask), n(std::min(kRowsPerTask, R - k * kRowsPerTask)) {}
+};
+}  // namespace
 
 template <typename S>
 void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, const S* w_hh,
                  const S* b, S* h_all) {
   check_dims(d);
-  const Index T = d.T, B = d.B, D = d.D, H = d.H;
-  MapConstMat<S> X(x, T * B, D), Wih(w_ih, H, D), Whh(w_hh, H, H);
+  const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
+  MapConstMat<S> X(x, TB, D), Wih(w_ih, H, D), Whh(w_hh, H, H);
   MapMat<S> Hall(h_all, (T + 1) * B, H);
-  auto Z = Hall.bottomRows(T * B);  // z_t is computed in place of h_t
+  auto Z = Hall.bottomRows(TB);  // z_t is computed in place of h_t
 
-  // Input projection for all steps: one GEMM before the loop.
-  Z.noalias() = X * Wih.transpose();
-  if (b) Z.rowwise() += MapConstRowVec<S>(b, H);
+  // Input projection for all steps: one GEMM before the loop (in row blocks).
+  const Index n_rows = ceil_div(TB, kRowsPerTask);
+  parallel_for(n_rows, [&](Index k) {
+    const Rows r(k, TB);
+    auto Zr = Z.middleRows(r.r0, r.n);
+    Zr.noalias() = X.middleRows(r.r0, r.n) * Wih.transpose();
+    if (b) Zr.rowwise() += MapConstRowVec<S>(b, H);
+  }, worth_parallel(double(TB) * D * H / double(n_rows)));
 
+  // The time loop: each task owns a block of hidden units (and its rows of W_hh).
+  const Index n_units = ceil_div(H, kUnitsPerTask);
+  const bool par = worth_parallel(double(B) * H * H);
   for (Index t = 0; t < T; ++t) {
-    auto zt = Z.middleRows(t * B, B);
-    zt.noalias() += Hall.middleRows(t * B, B) * Whh.transpose();  // + h_{t-1} W_hhᵀ
-    if (f == Nonlinearity::Tanh)
-      tanh_to(zt.array(), zt.array());
-    else
-      zt = zt.cwiseMax(S(0));
+    parallel_for(n_units, [&](Index k) {
+      const Units u(k, H);
+      auto zt = Z.block(t * B, u.j0, B, u.c);
+      zt.noalias() += Hall.middleRows(t * B, B) * Whh.middleRows(u.j0, u.c).transpose();
+      if (f == Nonlinearity::Tanh)
+        tanh_to(zt.array(), zt.array());
+      else
+        zt = zt.cwiseMax(S(0));
+    }, par);
   }
 }
 
@@ -32,35 +59,56 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
                   const S* h, const S* h_prev, const S* dh, const S* dh_n, S* dz, S* dx, S* dh0,
                   S* dw_ih, S* dw_hh, S* db) {
   check_dims(d);
-  const Index T = d.T, B = d.B, D = d.D, H = d.H;
-  MapConstMat<S> X(x, T * B, D), Wih(w_ih, H, D), Whh(w_hh, H, H);
-  MapConstMat<S> Hs(h, T * B, H), Hprev(h_prev, T * B, H);
-  MapMat<S> dZ(dz, T * B, H), dH0(dh0, B, H);
+  const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
+  MapConstMat<S> X(x, TB, D), Wih(w_ih, H, D), Whh(w_hh, H, H);
+  MapConstMat<S> Hs(h, TB, H), Hprev(h_prev, TB, H);
+  MapMat<S> dZ(dz, TB, H), dH(dh0, B, H);
 
-  // carry = dL/dh_t arriving through the recurrence; it ends as dL/dh0.
+  // dH = dL/dh_t arriving through the recurrence (from step t+1); it ends as dh0.
+  // A task owns units [j0, j0+c): at step t it first finishes the carry for its units,
+  // dH[:, j] = dz_{t+1} W_hh[:, j], then dz_t[:, j] = (dh_t + dH)[:, j] * f'(h_t[:, j]).
   if (dh_n)
-    dH0 = MapConstMat<S>(dh_n, B, H);
+    dH = MapConstMat<S>(dh_n, B, H);
   else
-    dH0.setZero();
-  for (Index t = T - 1; t >= 0; --t) {
-    auto dzt = dZ.middleRows(t * B, B);
-    auto ht = Hs.middleRows(t * B, B);
-    if (dh)
-      dzt = MapConstMat<S>(dh + t * B * H, B, H) + dH0;
-    else
-      dzt = dH0;
-    if (f == Nonlinearity::Tanh)
-      dzt.array() *= S(1) - ht.array().square();  // tanh'(z) = 1 - tanh(z)^2
-    else
-      dzt.array() = (ht.array() > S(0)).select(dzt.array(), S(0));  // relu'(z) = [z > 0]
-    dH0.noalias() = dzt * Whh;  // dL/dh_{t-1} = dz_t W_hh
+    dH.setZero();
+  const Index n_units = ceil_div(H, kUnitsPerTask);
+  const bool par = worth_parallel(double(B) * H * H);
+  for (Index t = T - 1; t >= -1; --t) {
+    parallel_for(n_units, [&](Index k) {
+      const Units u(k, H);
+      auto carry = dH.middleCols(u.j0, u.c);
+      if (t < T - 1)
+        carry.noalias() = dZ.middleRows((t + 1) * B, B) * Whh.middleCols(u.j0, u.c);
+      if (t < 0) return;  // the carry of step 0 is dh0
+      auto dzt = dZ.block(t * B, u.j0, B, u.c);
+      if (dh)
+        dzt = MapConstMat<S>(dh + t * B * H, B, H).middleCols(u.j0, u.c) + carry;
+      else
+        dzt = carry;
+      auto ht = Hs.block(t * B, u.j0, B, u.c).array();
+      if (f == Nonlinearity::Tanh)
+        dzt.array() *= S(1) - ht.square();  // tanh'(z) = 1 - tanh(z)^2
+      else
+        dzt.array() = (ht > S(0)).select(dzt.array(), S(0));  // relu'(z) = [z > 0]
+    }, par);
   }
 
-  // Parameter and input gradients: whole-sequence GEMMs after the loop.
-  if (dx) MapMat<S>(dx, T * B, D).noalias() = dZ * Wih;
-  MapMat<S>(dw_ih, H, D).noalias() = dZ.transpose() * X;
-  MapMat<S>(dw_hh, H, H).noalias() = dZ.transpose() * Hprev;
-  if (db) MapRowVec<S>(db, H) = dZ.colwise().sum();
+  // Input and parameter gradients: whole-sequence GEMMs after the loop, in fixed blocks:
+  //   dx = dZ W_ih (row blocks), dW_ih = dZᵀ X and dW_hh = dZᵀ H_prev (blocks of units),
+  //   db = Σ_rows dZ.
+  const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
+  parallel_for(n_rows + n_units, [&](Index k) {
+    if (k < n_rows) {
+      const Rows r(k, TB);
+      MapMat<S>(dx, TB, D).middleRows(r.r0, r.n).noalias() = dZ.middleRows(r.r0, r.n) * Wih;
+      return;
+    }
+    const Units u(k - n_rows, H);
+    auto dZu = dZ.middleCols(u.j0, u.c);
+    MapMat<S>(dw_ih, H, D).middleRows(u.j0, u.c).noalias() = dZu.transpose() * X;
+    MapMat<S>(dw_hh, H, H).middleRows(u.j0, u.c).noalias() = dZu.transpose() * Hprev;
+    if (db) MapRowVec<S>(db, H).segment(u.j0, u.c) = dZu.colwise().sum();
+  }, worth_parallel(double(TB) * (D + H) * std::min(H, kUnitsPerTask)));
 }
 
 #define RNNX_INSTANTIATE(S)                                                                    \

@@ -1,0 +1,55 @@
+// A persistent thread pool for the kernels (no thread start per step or per call).
+//
+// Work is split into tasks whose boundaries depend only on the problem's sizes, never
+// on the number of threads, and task i always runs on thread i % P (the caller is
+// thread 0). So every number is computed by the same sequence of operations whatever
+// the thread count (bit-identical results), and a thread that owns a slice of the
+// recurrent weights at one step owns it at every step (it stays in that core's cache).
+#pragma once
+
+#include <type_traits>
+
+#include "rnnx/common.hpp"
+
+namespace rnnx {
+
+// Threads the kernels use, the calling thread included (default: RNNX_NUM_THREADS or
+// the CPUs this process may run on).
+int num_threads();
+void set_num_threads(int n);
+
+// A non-owning reference to a callable void(Index) (no allocation per parallel region).
+class TaskRef {
+ public:
+  template <typename F>
+  TaskRef(F& f)  // NOLINT: implicit by design
+      : obj_(static_cast<void*>(&f)),
+        call_([](void* o, Index i) { (*static_cast<F*>(o))(i); }) {}
+  void operator()(Index i) const { call_(obj_, i); }
+
+ private:
+  void* obj_;
+  void (*call_)(void*, Index);
+};
+
+void parallel_for_ref(Index n, TaskRef task, bool parallel);
+
+// Run task(i) for i in [0, n) and wait for all. Runs inline (in order) when n == 1,
+// when parallel is false, when one thread is configured, or when the pool is busy with
+// another caller's work (nested or concurrent calls). An exception thrown by a task is
+// rethrown here once all tasks have finished.
+template <typename F>
+void parallel_for(Index n, F&& task, bool parallel = true) {
+  parallel_for_ref(n, TaskRef(task), parallel);
+}
+
+// Fixed task sizes (they define the summation order, so they never depend on P).
+constexpr Index kUnitsPerTask = 64;  // hidden units per task in the time loop
+constexpr Index kRowsPerTask = 256;  // rows of a (T*B x n) matrix per task in whole-sequence GEMMs
+
+inline Index ceil_div(Index a, Index b) { return (a + b - 1) / b; }
+
+// Whether per-step work of about `madds` multiply-adds is worth waking other threads.
+inline bool worth_parallel(double madds) { return madds >= 32768.0; }
+
+}  // namespace rnnx
