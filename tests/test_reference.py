@@ -22,74 +22,35 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import recipes  # noqa: E402
+from helpers import (  # noqa: E402
+    DATA,
+    LSTM_PARAM_GRAD_KEYS,
+    NY,
+    RECIPES,
+    RNN_GRAD_KEYS,
+    RNN_SEQ_GRAD_KEYS,
+    TARGET_IDS,
+    B,
+    D,
+    H,
+    T,
+    assert_gradients,
+    five_gradients,
+    lstm_params,
+    read_dinos,
+    rnn_kernel_inputs,
+    rnn_params,
+    sample_parameters,
+)
 
 from rnnx.reference import course, dinos, kernels  # noqa: E402
 
-DATA = recipes.load()
-RECIPES = {r["id"]: r for r in DATA["recipes"]}
-TARGET_IDS = [rid for rid, r in RECIPES.items() if r["target"]]
 LSTM_2018_ID = "lstm_backward/notebook_2018_published"
-
-# sizes: time, batch, input, hidden, output
-T, B, D, H, NY = 3, 2, 4, 5, 6
-
-RNN_GRAD_KEYS = ["dxt", "da_prev", "dWax", "dWaa", "dba"]
-RNN_SEQ_GRAD_KEYS = ["dx", "da0", "dWax", "dWaa", "dba"]
-LSTM_PARAM_GRAD_KEYS = ["dWf", "dbf", "dWi", "dbi", "dWc", "dbc", "dWo", "dbo"]
 
 
 # ----------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------
-
-
-def numerical_gradient(loss, array, eps=1e-6):
-    """Central differences of the scalar ``loss()`` with respect to `array`.
-
-    `array` is perturbed in place (and restored), so `loss` must read it by
-    reference.
-    """
-    grad = np.zeros_like(array)
-    for idx in np.ndindex(array.shape):
-        old = array[idx]
-        array[idx] = old + eps
-        plus = loss()
-        array[idx] = old - eps
-        minus = loss()
-        array[idx] = old
-        grad[idx] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def assert_gradients(loss, inputs, analytic):
-    """Compare each ``analytic[name]`` with the numerical gradient of ``inputs[name]``."""
-    assert set(inputs) == set(analytic)
-    for name, array in inputs.items():
-        numeric = numerical_gradient(loss, array)
-        assert analytic[name].shape == array.shape, name
-        np.testing.assert_allclose(
-            analytic[name], numeric, rtol=1e-6, atol=1e-8, err_msg=f"gradient of {name}"
-        )
-
-
-def rnn_params(rng, n_x=D, n_a=H, n_y=NY, scale=0.5):
-    return {
-        "Waa": rng.standard_normal((n_a, n_a)) * scale,
-        "Wax": rng.standard_normal((n_a, n_x)) * scale,
-        "Wya": rng.standard_normal((n_y, n_a)) * scale,
-        "ba": rng.standard_normal((n_a, 1)) * scale,
-        "by": rng.standard_normal((n_y, 1)) * scale,
-    }
-
-
-def lstm_params(rng, n_x=D, n_a=H, n_y=NY, scale=0.5):
-    p = {}
-    for gate in "fioc":
-        p["W" + gate] = rng.standard_normal((n_a, n_a + n_x)) * scale
-        p["b" + gate] = rng.standard_normal((n_a, 1)) * scale
-    p["Wy"] = rng.standard_normal((n_y, n_a)) * scale
-    p["by"] = rng.standard_normal((n_y, 1)) * scale
-    return p
 
 
 def course_lstm_to_kernel(p, n_a):
@@ -108,16 +69,6 @@ def course_lstm_to_kernel(p, n_a):
 def to_time_major(a):
     """Course ``(n, m, T)`` <-> time-major ``(T, m, n)`` (its own inverse)."""
     return a.transpose(2, 1, 0)
-
-
-def read_dinos():
-    """The course data, read the way the notebook reads it."""
-    with open(recipes.shared_dir() / "data" / "dinos.txt") as f:
-        data = f.read().lower()
-    chars = sorted(set(data))
-    char_to_ix = {ch: i for i, ch in enumerate(chars)}
-    ix_to_char = {i: ch for i, ch in enumerate(chars)}
-    return data, char_to_ix, ix_to_char
 
 
 # ----------------------------------------------------------------------------------
@@ -372,28 +323,6 @@ def test_dinos_rnn_backward_gradients():
 # ----------------------------------------------------------------------------------
 
 
-def rnn_kernel_inputs(seed, nonlinearity, margin=0.05):
-    """Random RNN inputs; for relu, redraw until no pre-activation is near 0.
-
-    relu is not differentiable at 0, so a central difference that crosses 0 would
-    disagree with the analytic gradient.
-    """
-    rng = np.random.default_rng(seed)
-    for _ in range(200):
-        x = rng.standard_normal((T, B, D))
-        h0 = rng.standard_normal((B, H))
-        w_ih = rng.standard_normal((H, D)) * 0.5
-        w_hh = rng.standard_normal((H, H)) * 0.5
-        b = rng.standard_normal(H) * 0.5
-        if nonlinearity == "tanh":
-            return x, h0, w_ih, w_hh, b
-        h = kernels.rnn_forward(x, h0, w_ih, w_hh, b, "relu")
-        z = x @ w_ih.T + np.concatenate((h0[None], h[:-1])) @ w_hh.T + b
-        if np.abs(z).min() > margin and 0 < (z > 0).mean() < 1:
-            return x, h0, w_ih, w_hh, b
-    raise RuntimeError("no relu inputs with pre-activations away from 0")
-
-
 @pytest.mark.parametrize("final_grad", [False, True], ids=["no_dh_n", "dh_n"])
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 def test_kernel_rnn_gradients(nonlinearity, final_grad):
@@ -583,13 +512,6 @@ def test_course_lstm_equals_kernel():
 # ----------------------------------------------------------------------------------
 
 
-def five_gradients(rng):
-    shapes = {"dWaa": (H, H), "dWax": (H, D), "dWya": (NY, H), "db": (H, 1), "dby": (NY, 1)}
-    g = {k: rng.standard_normal(s) * 10 for k, s in shapes.items()}
-    g["da_next"] = rng.standard_normal((H, 1)) * 10
-    return g
-
-
 def test_clip_returns_new_dict_and_leaves_input_alone():
     g = five_gradients(np.random.default_rng(50))
     before = {k: v.copy() for k, v in g.items()}
@@ -645,14 +567,6 @@ def test_initialize_parameters_reseeds_the_global_rng():
     assert np.random.random() == after_first
     np.random.seed(1)
     np.testing.assert_array_equal(first["Wax"], np.random.randn(H, 7) * 0.01)
-
-
-def sample_parameters(rng, V=27, n_a=H, by0=0.0):
-    p = {"Wax": rng.standard_normal((n_a, V)), "Waa": rng.standard_normal((n_a, n_a)),
-         "Wya": rng.standard_normal((V, n_a)), "b": rng.standard_normal((n_a, 1)),
-         "by": rng.standard_normal((V, 1))}
-    p["by"][0] += by0
-    return p
 
 
 def test_sample_leaves_global_rng_after_its_last_draw():

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._lazy import LazyList
 from ._loader import core as _core
+from .reference import course as _reference
 
 _k = _core.course
 
@@ -71,6 +72,19 @@ def sigmoid(x):
     """
     with np.errstate(over="ignore"):  # exp(-x) = inf gives exactly 0, as it should
         return 1 / (1 + np.exp(-x))
+
+
+def _one_parameters_dict(cells, index):
+    """Whether every step cache holds the same parameters dict (the C++ loop uses one).
+
+    Caches edited to mix parameter dicts are rare; they go to the NumPy reference, which
+    reads each step's own. Malformed caches answer True and get their error from C++.
+    """
+    try:
+        first = cells[0][index]
+        return all(c[index] is first for c in cells)
+    except (TypeError, IndexError, KeyError):
+        return True
 
 
 def _cells(caches):
@@ -138,7 +152,7 @@ def rnn_forward(x, a0, parameters):
         return [(states[t + 1], a0 if t == 0 else states[t], x[:, :, t], parameters)
                 for t in range(T)]
 
-    return a, y_pred, (LazyList(T, build, (h_all, parameters)), x)
+    return a, y_pred, (LazyList(T, build, (h_all, parameters, a0)), x)
 
 
 def rnn_cell_backward(da_next, cache):
@@ -184,8 +198,10 @@ def rnn_backward(da, caches):
     """
     cells, x = _cells(caches)
     if type(cells) is LazyList and cells.pristine:
-        h_all, parameters = cells.payload
-        return _k.rnn_backward_own(da, x, h_all, parameters)
+        h_all, parameters, a0 = cells.payload
+        return _k.rnn_backward_own(da, x, h_all, parameters, a0)
+    if not _one_parameters_dict(cells, 3):
+        return _reference.rnn_backward(da, caches)
     return _k.rnn_backward_cells(da, cells)
 
 
@@ -254,7 +270,7 @@ def lstm_forward(x, a0, parameters):
                         x[:, :, t], parameters))
         return out
 
-    return a, y, c, (LazyList(T, build, (h_all, c_all, gates, parameters)), x)
+    return a, y, c, (LazyList(T, build, (h_all, c_all, gates, parameters, a0)), x)
 
 
 def lstm_cell_backward(da_next, dc_next, cache):
@@ -301,6 +317,8 @@ def lstm_backward(da, caches):
     """
     cells, x = _cells(caches)
     if type(cells) is LazyList and cells.pristine:
-        h_all, c_all, gates, parameters = cells.payload
-        return _k.lstm_backward_own(da, x, h_all, c_all, gates, parameters)
+        h_all, c_all, gates, parameters, a0 = cells.payload
+        return _k.lstm_backward_own(da, x, h_all, c_all, gates, parameters, a0)
+    if not _one_parameters_dict(cells, 9):
+        return _reference.lstm_backward(da, caches)
     return _k.lstm_backward_cells(da, cells)

@@ -13,6 +13,7 @@ course's code leaves it. The small per-step helpers are the NumPy reference's ow
 """
 
 import copy
+import operator
 
 import numpy as np
 
@@ -176,8 +177,8 @@ def sample(parameters, char_to_ix, seed):
         raise KeyError("char_to_ix is missing the key '\\n'")
     newline = char_to_ix["\n"]
     try:
-        seed = int(seed)
-    except (TypeError, ValueError):
+        seed = operator.index(seed)
+    except TypeError:
         raise TypeError(f"seed must be an int, got {type(seed).__name__}") from None
     ix, key, pos = _k.sample(parameters, newline, seed)
     np.random.set_state(("MT19937", key, pos, 0, 0.0))
@@ -212,7 +213,11 @@ def optimize(X, Y, a_prev, parameters, learning_rate=0.01):
     ``rnn_forward`` with the default ``vocab_size``); rnnx reads the vocabulary from
     the parameters instead.
     """
-    loss, gradients, a_last = _k.optimize(X, Y, a_prev, parameters, float(learning_rate), 5.0)
+    try:
+        learning_rate = float(learning_rate)
+    except (TypeError, ValueError):
+        raise TypeError(f"learning_rate must be a number, got {learning_rate!r}") from None
+    loss, gradients, a_last = _k.optimize(X, Y, a_prev, parameters, learning_rate, 5.0)
     return np.float64(loss), gradients, a_last
 
 

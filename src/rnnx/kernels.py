@@ -42,10 +42,11 @@ def _arg(name, a, shape, dims, dtype, optional=False):
 
 
 def _hidden(w_ih, gates):
-    if not isinstance(w_ih, np.ndarray) or w_ih.ndim != 2:
-        raise ValueError(f"w_ih must be a 2-D array of shape ({gates}*H, D)")
-    if w_ih.shape[0] == 0 or w_ih.shape[0] % gates:
-        raise ValueError(f"w_ih must have {gates}*H rows, got shape {w_ih.shape}")
+    rows = "H" if gates == 1 else f"{gates}H"
+    if not isinstance(w_ih, np.ndarray):
+        raise TypeError(f"w_ih must be a numpy.ndarray, got {type(w_ih).__name__}")
+    if w_ih.ndim != 2 or w_ih.shape[0] == 0 or w_ih.shape[0] % gates:
+        raise ValueError(f"w_ih must have shape ({rows}, D) with H >= 1, got {w_ih.shape}")
     return w_ih.shape[0] // gates
 
 

@@ -87,10 +87,36 @@ void require_finite(const S* p, Index n, const std::string& name) {
       throw py::value_error(name + " contains NaN or infinity");
 }
 
-// A fresh C-contiguous array of the given shape (uninitialised).
+// A fresh C-contiguous array of the given shape (uninitialised) whose data starts on a
+// kAlign-byte boundary, so that kernels write and later read it at the same alignment.
 template <typename S>
 py::array_t<S> empty(const Shape& shape) {
-  return py::array_t<S>(shape);
+  py::ssize_t n = 1;
+  for (py::ssize_t d : shape) n *= d;
+  S* data = AlignedAllocator<S>().allocate(size_t(n));
+  py::capsule owner(data, [](void* p) { std::free(p); });
+  return py::array_t<S>(shape, data, owner);
+}
+
+// An input's data as a C-contiguous, kAlign-aligned block: the array's own memory when
+// it already is one, else an aligned copy held here.
+template <typename S>
+struct Aligned {
+  const S* ptr = nullptr;
+  AlignedVec<S> copy;
+};
+template <typename S>
+Aligned<S> aligned(const py::array& a) {
+  Aligned<S> out;
+  if ((a.flags() & py::array::c_style) && is_aligned(a.data())) {
+    out.ptr = static_cast<const S*>(a.data());
+    return out;
+  }
+  const py::array c = py::array::ensure(a, py::array::c_style);
+  const S* src = static_cast<const S*>(c.data());
+  out.copy.assign(src, src + c.size());
+  out.ptr = out.copy.data();
+  return out;
 }
 
 // A view of `base` with the given shape and element strides, starting at ptr.
@@ -127,6 +153,23 @@ void to_time_major(const py::array& src_any, S* dst, py::ssize_t T_used, const s
           }
       }
   if (check_finite && !finite) throw py::value_error(name + " contains NaN or infinity");
+}
+
+// A new C-contiguous (n, m, T) array from a time-major (T, m, n) buffer:
+// out[i, j, t] = src[t, j, i] (the inverse of to_time_major, tiled the same way).
+template <typename S>
+py::array_t<S> from_time_major(const S* src, py::ssize_t T, py::ssize_t m, py::ssize_t n) {
+  py::array_t<S> out = empty<S>({n, m, T});
+  S* dst = out.mutable_data();
+  constexpr py::ssize_t tile = 16;
+  for (py::ssize_t j = 0; j < m; ++j)
+    for (py::ssize_t i0 = 0; i0 < n; i0 += tile)
+      for (py::ssize_t t0 = 0; t0 < T; t0 += tile) {
+        const py::ssize_t t1 = std::min(T, t0 + tile), i1 = std::min(n, i0 + tile);
+        for (py::ssize_t t = t0; t < t1; ++t)
+          for (py::ssize_t i = i0; i < i1; ++i) dst[(i * m + j) * T + t] = src[(t * m + j) * n + i];
+      }
+  return out;
 }
 
 // Copy a 2-D (n, m) array with any strides into dst as (m, n): dst[j, i] = src[i, j].

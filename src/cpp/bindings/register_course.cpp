@@ -39,16 +39,12 @@ py::array get_param(const py::dict& p, const char* key, const char* dict_name = 
   return as_array<S>(p[k], std::string(dict_name) + "['" + key + "']");
 }
 
-// A C-contiguous float64 array (the input itself when it already is one), checked finite.
-struct Contig {
-  py::array keep;
-  const S* ptr;
-};
+// A parameter as an aligned C-contiguous block (see Aligned), checked finite.
+using Contig = Aligned<S>;
 Contig contiguous(const py::array& a, const std::string& name) {
-  py::array c = (a.flags() & py::array::c_style) ? a : py::array::ensure(a, py::array::c_style);
-  const S* p = static_cast<const S*>(c.data());
-  require_finite(p, Index(c.size()), name);
-  return {c, p};
+  Contig c = aligned<S>(a);
+  require_finite(c.ptr, Index(a.size()), name);
+  return c;
 }
 
 py::array sequence_arg(py::handle obj, const char* name, const char* dims) {
@@ -72,7 +68,7 @@ py::array seq_view(const py::array& base, const S* ptr, ssize T, ssize m, ssize 
 py::array step_view(const py::array& base, const S* ptr, ssize m, ssize n, ssize stride) {
   return view<S>(base, ptr, {n, m}, {1, stride});
 }
-py::array column(const std::vector<S>& v, ssize offset, ssize n) {
+py::array column(const AlignedVec<S>& v, ssize offset, ssize n) {
   py::array_t<S> out({n, ssize(1)});
   std::copy(v.begin() + offset, v.begin() + offset + n, out.mutable_data());
   return std::move(out);
@@ -117,7 +113,7 @@ RnnParams rnn_params(py::handle obj, ssize n_x, bool with_head) {
 
 // Forward over a time-major input x_tm (T, m, n_x) from a_prev (n_a, m).
 // Returns (h_all (T+1, m, n_a), y (T, m, n_y)).
-std::pair<py::array, py::array> rnn_run_forward(const RnnParams& p, const std::vector<S>& x_tm,
+std::pair<py::array, py::array> rnn_run_forward(const RnnParams& p, const AlignedVec<S>& x_tm,
                                                 ssize T, ssize m, const py::array& a_prev,
                                                 const char* a_prev_name) {
   require_shape(a_prev, a_prev_name, {p.n_a, m}, "(n_a, m)");
@@ -142,11 +138,12 @@ py::tuple course_rnn_forward(py::handle x_obj, py::handle a0_obj, py::handle par
   const ssize n_x = x.shape(0), m = x.shape(1), T = x.shape(2);
   RnnParams p = rnn_params(params, n_x, true);
   py::array a0 = step_arg(a0_obj, "a0", "(n_a, m)");
-  std::vector<S> x_tm(size_t(T * m * n_x));
+  AlignedVec<S> x_tm(size_t(T * m * n_x));
   to_time_major<S>(x, x_tm.data(), T, "x", true);
   auto [h_all, y] = rnn_run_forward(p, x_tm, T, m, a0, "a0");
   const S* h = static_cast<const S*>(h_all.data());
-  return py::make_tuple(seq_view(h_all, h + m * p.n_a, T, m, p.n_a),
+  // `a` is the user's to change: a copy, as the course's is, not a view of h_all.
+  return py::make_tuple(from_time_major<S>(h + m * p.n_a, T, m, p.n_a),
                         seq_view(y, static_cast<const S*>(y.data()), T, m, p.n_y), h_all);
 }
 
@@ -156,7 +153,7 @@ py::tuple course_rnn_cell_forward(py::handle xt_obj, py::handle a_prev_obj, py::
   const ssize n_x = xt.shape(0), m = xt.shape(1);
   RnnParams p = rnn_params(params, n_x, true);
   py::array a_prev = step_arg(a_prev_obj, "a_prev", "(n_a, m)");
-  std::vector<S> x_tm(size_t(m * n_x));
+  AlignedVec<S> x_tm(size_t(m * n_x));
   transpose_2d<S>(xt, x_tm.data(), "xt", true);
   auto [h_all, y] = rnn_run_forward(p, x_tm, 1, m, a_prev, "a_prev");
   const S* h = static_cast<const S*>(h_all.data());
@@ -177,7 +174,7 @@ py::dict rnn_run_backward(const RnnParams& p, ssize T, ssize m, const S* x_tm, c
     *dwaap = dwaa.mutable_data(), *dbap = dba.mutable_data();
   {
     py::gil_scoped_release release;
-    std::vector<S> dz(size_t(T * m * n_a));
+    AlignedVec<S> dz(size_t(T * m * n_a));
     rnn_backward<S>(SeqDims{T, m, n_x, n_a}, Nonlinearity::Tanh, x_tm, p.wax.ptr, p.waa.ptr, h,
                     h_prev, da_tm, nullptr, dz.data(), dxp, da0p, dwaxp, dwaap, dbap);
   }
@@ -200,17 +197,26 @@ ssize steps_from_da(const py::array& da, ssize n_a, ssize m, ssize T_cached) {
   return T;
 }
 
-// rnn_backward(da, x, h_all, parameters): caches made by rnnx's rnn_forward.
-py::dict course_rnn_backward_own(py::handle da_obj, py::handle x_obj, const py::array& h_all,
-                                 py::handle params) {
+// The state buffer's step 0 from the cache's a0 (the user's array, which the course's
+// backward reads as it is now).
+void refresh_initial_state(py::array& h_all, py::handle a0_obj, ssize n_a, ssize m) {
+  py::array a0 = step_arg(a0_obj, "caches[0][0][1] (a0)", "(n_a, m)");
+  require_shape(a0, "caches[0][0][1] (a0)", {n_a, m}, "(n_a, m)");
+  transpose_2d<S>(a0, static_cast<S*>(h_all.mutable_data()), "caches[0][0][1] (a0)", true);
+}
+
+// rnn_backward(da, x, h_all, parameters, a0): caches made by rnnx's rnn_forward.
+py::dict course_rnn_backward_own(py::handle da_obj, py::handle x_obj, py::array h_all,
+                                 py::handle params, py::handle a0) {
   py::array da = sequence_arg(da_obj, "da", "(n_a, m, T_x)");
   py::array x = sequence_arg(x_obj, "caches[1]", "(n_x, m, T_x)");
   const ssize n_x = x.shape(0), m = x.shape(1);
   RnnParams p = rnn_params(params, n_x, false);
+  refresh_initial_state(h_all, a0, p.n_a, m);
   const ssize T = steps_from_da(da, p.n_a, m, h_all.shape(0) - 1);
   require_shape(x, "caches[1]", {n_x, m, x.shape(2)}, "(n_x, m, T_x)");
   if (x.shape(2) < T) throw py::index_error("caches[1] (x) has fewer steps than da");
-  std::vector<S> x_tm(size_t(T * m * n_x)), da_tm(size_t(T * m * p.n_a));
+  AlignedVec<S> x_tm(size_t(T * m * n_x)), da_tm(size_t(T * m * p.n_a));
   to_time_major<S>(x, x_tm.data(), T, "caches[1]", true);
   to_time_major<S>(da, da_tm.data(), T, "da", true);
   const S* h = static_cast<const S*>(h_all.data());
@@ -265,7 +271,7 @@ py::dict course_rnn_backward_cells(py::handle da_obj, py::handle caches_obj) {
   if (p.n_a != n_a)
     throw py::value_error("da must have shape (n_a, m, T_x) with n_a = " + std::to_string(p.n_a) +
                           " from parameters['Waa'], got " + shape_str(da));
-  std::vector<S> x_tm(size_t(T * m * n_x)), h(size_t(T * m * n_a)), h_prev(h.size()),
+  AlignedVec<S> x_tm(size_t(T * m * n_x)), h(size_t(T * m * n_a)), h_prev(h.size()),
       da_tm(h.size());
   stack_entry(caches, T, 0, 4, n_a, m, "a_next", "(n_a, m)", h.data());
   stack_entry(caches, T, 1, 4, n_a, m, "a_prev", "(n_a, m)", h_prev.data());
@@ -288,7 +294,7 @@ py::dict course_rnn_cell_backward(py::handle da_obj, py::handle cache_obj) {
   require_shape(xt, "cache[2] (xt)", {n_x, m}, "(n_x, m)");
   py::array da = step_arg(da_obj, "da_next", "(n_a, m)");
   require_shape(da, "da_next", {n_a, m}, "(n_a, m)");
-  std::vector<S> x_tm(size_t(m * n_x)), h(size_t(m * n_a)), h_prev(h.size()), da_tm(h.size());
+  AlignedVec<S> x_tm(size_t(m * n_x)), h(size_t(m * n_a)), h_prev(h.size()), da_tm(h.size());
   transpose_2d<S>(a_next, h.data(), "cache[0] (a_next)", true);
   transpose_2d<S>(a_prev, h_prev.data(), "cache[1] (a_prev)", true);
   transpose_2d<S>(xt, x_tm.data(), "cache[2] (xt)", true);
@@ -307,7 +313,7 @@ constexpr const char* kGateB[4] = {"bi", "bf", "bc", "bo"};
 
 struct LstmParams {
   ssize n_a, n_x, n_y;
-  std::vector<S> w_ih, w_hh, b;  // packed (4H, D), (4H, H), (4H)
+  AlignedVec<S> w_ih, w_hh, b;  // packed (4H, D), (4H, H), (4H)
   Contig wy, by;
 };
 
@@ -322,7 +328,7 @@ LstmParams lstm_params(py::handle obj, ssize n_x, bool with_head) {
   r.w_ih.resize(size_t(4 * H * n_x));
   r.w_hh.resize(size_t(4 * H * H));
   r.b.resize(size_t(4 * H));
-  std::vector<S> w(size_t(H * (H + n_x)));
+  AlignedVec<S> w(size_t(H * (H + n_x)));
   for (int k = 0; k < 4; ++k) {
     const std::string wn = std::string("parameters['") + kGateW[k] + "']";
     const std::string bn = std::string("parameters['") + kGateB[k] + "']";
@@ -354,7 +360,7 @@ struct LstmOut {
   py::array_t<S> h_all, c_all, gates, y;
 };
 
-LstmOut lstm_run_forward(const LstmParams& p, const std::vector<S>& x_tm, ssize T, ssize m,
+LstmOut lstm_run_forward(const LstmParams& p, const AlignedVec<S>& x_tm, ssize T, ssize m,
                          const py::array& a_prev, const char* a_name, const py::array* c_prev,
                          const char* c_name) {
   const ssize H = p.n_a;
@@ -386,13 +392,13 @@ py::tuple course_lstm_forward(py::handle x_obj, py::handle a0_obj, py::handle pa
   const ssize n_x = x.shape(0), m = x.shape(1), T = x.shape(2);
   LstmParams p = lstm_params(params, n_x, true);
   py::array a0 = step_arg(a0_obj, "a0", "(n_a, m)");
-  std::vector<S> x_tm(size_t(T * m * n_x));
+  AlignedVec<S> x_tm(size_t(T * m * n_x));
   to_time_major<S>(x, x_tm.data(), T, "x", true);
   LstmOut o = lstm_run_forward(p, x_tm, T, m, a0, "a0", nullptr, nullptr);
   const ssize H = p.n_a;
-  return py::make_tuple(seq_view(o.h_all, o.h_all.data() + m * H, T, m, H),
+  return py::make_tuple(from_time_major<S>(o.h_all.data() + m * H, T, m, H),
                         seq_view(o.y, o.y.data(), T, m, p.n_y),
-                        seq_view(o.c_all, o.c_all.data() + m * H, T, m, H), o.h_all, o.c_all,
+                        from_time_major<S>(o.c_all.data() + m * H, T, m, H), o.h_all, o.c_all,
                         o.gates);
 }
 
@@ -404,7 +410,7 @@ py::tuple course_lstm_cell_forward(py::handle xt_obj, py::handle a_obj, py::hand
   LstmParams p = lstm_params(params, n_x, true);
   py::array a_prev = step_arg(a_obj, "a_prev", "(n_a, m)");
   py::array c_prev = step_arg(c_obj, "c_prev", "(n_a, m)");
-  std::vector<S> x_tm(size_t(m * n_x));
+  AlignedVec<S> x_tm(size_t(m * n_x));
   transpose_2d<S>(xt, x_tm.data(), "xt", true);
   LstmOut o = lstm_run_forward(p, x_tm, 1, m, a_prev, "a_prev", &c_prev, "c_prev");
   const ssize H = p.n_a;
@@ -426,11 +432,11 @@ py::dict lstm_run_backward(const LstmParams& p, ssize T, ssize m, const S* x_tm,
   auto dx = empty<S>({T, m, n_x});
   auto da0 = empty<S>({m, H});
   auto dc0 = empty<S>({m, H});
-  std::vector<S> dw_ih(size_t(4 * H * n_x)), dw_hh(size_t(4 * H * H)), db(size_t(4 * H));
+  AlignedVec<S> dw_ih(size_t(4 * H * n_x)), dw_hh(size_t(4 * H * H)), db(size_t(4 * H));
   S *dxp = dx.mutable_data(), *da0p = da0.mutable_data(), *dc0p = dc0.mutable_data();
   {
     py::gil_scoped_release release;
-    std::vector<S> dgates(size_t(T * m * 4 * H));
+    AlignedVec<S> dgates(size_t(T * m * 4 * H));
     lstm_backward<S>(SeqDims{T, m, n_x, H}, x_tm, p.w_ih.data(), p.w_hh.data(), gates, h_prev, c,
                      c_prev, da_tm, nullptr, dc_last, dgates.data(), dxp, da0p, dc0p,
                      dw_ih.data(), dw_hh.data(), db.data());
@@ -454,18 +460,19 @@ py::dict lstm_run_backward(const LstmParams& p, ssize T, ssize m, const S* x_tm,
   return g;
 }
 
-// lstm_backward(da, x, h_all, c_all, gates, parameters): caches made by rnnx.
-py::dict course_lstm_backward_own(py::handle da_obj, py::handle x_obj, const py::array& h_all,
+// lstm_backward(da, x, h_all, c_all, gates, parameters, a0): caches made by rnnx.
+py::dict course_lstm_backward_own(py::handle da_obj, py::handle x_obj, py::array h_all,
                                   const py::array& c_all, const py::array& gates,
-                                  py::handle params) {
+                                  py::handle params, py::handle a0) {
   py::array da = sequence_arg(da_obj, "da", "(n_a, m, T_x)");
   py::array x = sequence_arg(x_obj, "caches[1]", "(n_x, m, T_x)");
   const ssize n_x = x.shape(0), m = x.shape(1);
   LstmParams p = lstm_params(params, n_x, false);
   const ssize H = p.n_a;
+  refresh_initial_state(h_all, a0, H, m);
   const ssize T = steps_from_da(da, H, m, h_all.shape(0) - 1);
   if (x.shape(2) < T) throw py::index_error("caches[1] (x) has fewer steps than da");
-  std::vector<S> x_tm(size_t(T * m * n_x)), da_tm(size_t(T * m * H));
+  AlignedVec<S> x_tm(size_t(T * m * n_x)), da_tm(size_t(T * m * H));
   to_time_major<S>(x, x_tm.data(), T, "caches[1]", true);
   to_time_major<S>(da, da_tm.data(), T, "da", true);
   const S* h = static_cast<const S*>(h_all.data());
@@ -476,7 +483,7 @@ py::dict course_lstm_backward_own(py::handle da_obj, py::handle x_obj, const py:
 
 // Per-step LSTM cache: (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters).
 struct LstmStacked {
-  std::vector<S> x_tm, gates, h_prev, c, c_prev;
+  AlignedVec<S> x_tm, gates, h_prev, c, c_prev;
 };
 void stack_lstm(const py::list& caches, ssize T, ssize H, ssize n_x, ssize m, LstmStacked& s) {
   s.x_tm.resize(size_t(T * m * n_x));
@@ -491,7 +498,7 @@ void stack_lstm(const py::list& caches, ssize T, ssize H, ssize n_x, ssize m, Ls
   // gates: cache entries 4..7 are ft, it, cct, ot; the core's order is i f g o.
   const size_t entry[4] = {5, 4, 6, 7};
   const char* names[4] = {"it", "ft", "cct", "ot"};
-  std::vector<S> tmp(size_t(T * m * H));
+  AlignedVec<S> tmp(size_t(T * m * H));
   for (int k = 0; k < 4; ++k) {
     stack_entry(caches, T, entry[k], 10, H, m, names[k], "(n_a, m)", tmp.data());
     for (ssize r = 0; r < T * m; ++r)
@@ -512,7 +519,7 @@ py::dict course_lstm_backward_cells(py::handle da_obj, py::handle caches_obj) {
                           " from parameters['Wf'], got " + shape_str(da));
   LstmStacked s;
   stack_lstm(caches, T, n_a, n_x, m, s);
-  std::vector<S> da_tm(size_t(T * m * n_a));
+  AlignedVec<S> da_tm(size_t(T * m * n_a));
   to_time_major<S>(da, da_tm.data(), T, "da", true);
   return lstm_run_backward(p, T, m, s.x_tm.data(), s.gates.data(), s.h_prev.data(), s.c.data(),
                            s.c_prev.data(), da_tm.data(), nullptr, false);
@@ -533,7 +540,7 @@ py::dict course_lstm_cell_backward(py::handle da_obj, py::handle dc_obj, py::han
   require_shape(da, "da_next", {H, m}, "(n_a, m)");
   py::array dc = step_arg(dc_obj, "dc_next", "(n_a, m)");
   require_shape(dc, "dc_next", {H, m}, "(n_a, m)");
-  std::vector<S> da_tm(size_t(m * H)), dc_tm(size_t(m * H));
+  AlignedVec<S> da_tm(size_t(m * H)), dc_tm(size_t(m * H));
   transpose_2d<S>(da, da_tm.data(), "da_next", true);
   transpose_2d<S>(dc, dc_tm.data(), "dc_next", true);
   return lstm_run_backward(p, 1, m, s.x_tm.data(), s.gates.data(), s.h_prev.data(), s.c.data(),

@@ -57,15 +57,13 @@ py::array param(const py::dict& p, const char* key) {
 struct Params {
   CharRnnParams<S> view;
   py::array wax, waa, wya, b, by;  // the user's arrays (updated in place by optimize)
-  std::vector<py::array> keep;     // contiguous copies where the user's were not
+  Aligned<S> keep[5];              // aligned contiguous views or copies of them
 };
 
-const S* contiguous_ptr(Params& P, const py::array& a, const std::string& name) {
-  py::array c = (a.flags() & py::array::c_style) ? a : py::array::ensure(a, py::array::c_style);
-  P.keep.push_back(c);
-  const S* p = static_cast<const S*>(c.data());
-  require_finite(p, Index(c.size()), name);
-  return p;
+const S* contiguous_ptr(Aligned<S>& slot, const py::array& a, const std::string& name) {
+  slot = aligned<S>(a);
+  require_finite(slot.ptr, Index(a.size()), name);
+  return slot.ptr;
 }
 
 // n_a from Waa, the vocabulary V from by (as the course's sample() does).
@@ -90,11 +88,11 @@ Params read_params(py::handle obj) {
   require_shape(P.by, "parameters['by']", {V, 1}, "(n_y, 1)");
   P.view = CharRnnParams<S>{H,
                             V,
-                            contiguous_ptr(P, P.wax, "parameters['Wax']"),
-                            contiguous_ptr(P, P.waa, "parameters['Waa']"),
-                            contiguous_ptr(P, P.wya, "parameters['Wya']"),
-                            contiguous_ptr(P, P.b, "parameters['b']"),
-                            contiguous_ptr(P, P.by, "parameters['by']")};
+                            contiguous_ptr(P.keep[0], P.wax, "parameters['Wax']"),
+                            contiguous_ptr(P.keep[1], P.waa, "parameters['Waa']"),
+                            contiguous_ptr(P.keep[2], P.wya, "parameters['Wya']"),
+                            contiguous_ptr(P.keep[3], P.b, "parameters['b']"),
+                            contiguous_ptr(P.keep[4], P.by, "parameters['by']")};
   return P;
 }
 
@@ -149,7 +147,7 @@ Grads run_backward(const Params& P, const std::vector<std::int64_t>& X,
     *db = g.db.mutable_data(), *dby = g.dby.mutable_data(), *dan = g.da_next.mutable_data();
   {
     py::gil_scoped_release release;
-    std::vector<S> dz(size_t(T * H));
+    AlignedVec<S> dz(size_t(T * H));
     char_rnn_backward<S>(P.view, T, X.data(), Y.data(), a, a_prev, y_hat, dz.data(), dwax, dwaa,
                          dwya, db, dby, dan);
   }
@@ -169,16 +167,15 @@ py::dict backward(py::handle X_obj, py::handle Y_obj, py::handle params, py::han
       throw py::value_error("X or Y holds an index out of range for the vocabulary of " +
                             std::to_string(V));
   auto stacked = [&](py::handle obj, const char* name, ssize n) {
-    py::array arr = py::array::ensure(obj, py::array::c_style);
-    if (!arr) throw py::type_error(std::string(name) + " must be an array");
-    arr = as_array<S>(arr, name);
+    py::array arr = as_array<S>(obj, name);
     require_shape(arr, name, {T, n}, "(T, n)");
-    return arr;
+    Aligned<S> out = aligned<S>(arr);
+    require_finite(out.ptr, T * n, name);
+    return out;
   };
-  py::array a = stacked(a_obj, "cache a", H), a_prev = stacked(a_prev_obj, "cache a_prev", H),
-            y_hat = stacked(y_obj, "cache y_hat", V);
-  Grads g = run_backward(P, X, Y, static_cast<const S*>(a.data()),
-                         static_cast<const S*>(a_prev.data()), static_cast<const S*>(y_hat.data()));
+  const Aligned<S> a = stacked(a_obj, "cache a", H), a_prev = stacked(a_prev_obj, "cache a_prev", H),
+                   y_hat = stacked(y_obj, "cache y_hat", V);
+  Grads g = run_backward(P, X, Y, a.ptr, a_prev.ptr, y_hat.ptr);
   py::dict out;
   out["dWax"] = g.dwax;
   out["dWaa"] = g.dwaa;
@@ -195,12 +192,8 @@ void clip_values(S* p, ssize n, S m) {
 }
 
 // p += -lr * g, in place on the user's array (any strides).
-void update_inplace(py::array& p, const S* g, S lr, const char* name) {
-  if (!p.writeable())
-    throw py::value_error(std::string("parameters['") + name + "'] is read-only");
+void update_inplace(py::array& p, const S* g, S lr) {
   const ssize r = p.shape(0), c = p.shape(1);
-  if (p.strides(0) % ssize(sizeof(S)) || p.strides(1) % ssize(sizeof(S)))
-    throw py::value_error(std::string("parameters['") + name + "'] has unaligned strides");
   const ssize s0 = p.strides(0) / ssize(sizeof(S)), s1 = p.strides(1) / ssize(sizeof(S));
   S* d = static_cast<S*>(p.mutable_data());
   const S neg = -lr;
@@ -219,10 +212,22 @@ py::tuple optimize(py::handle X_obj, py::handle Y_obj, py::handle a_prev_obj, py
   check_sequences(X, Y);
   Params P = read_params(params);
   if (!std::isfinite(learning_rate)) throw py::value_error("learning_rate must be finite");
+  // Every array must be updatable before any is touched: all five change, or none.
+  const char* names[5] = {"Wax", "Waa", "Wya", "b", "by"};
+  py::array* arrays[5] = {&P.wax, &P.waa, &P.wya, &P.b, &P.by};
+  for (int k = 0; k < 5; ++k) {
+    if (!arrays[k]->writeable())
+      throw py::value_error(std::string("parameters['") + names[k] +
+                            "'] is read-only; optimize updates the parameters in place");
+    for (int ax = 0; ax < 2; ++ax)
+      if (arrays[k]->strides(ax) % ssize(sizeof(S)))
+        throw py::value_error(std::string("parameters['") + names[k] +
+                              "'] has strides that are not a multiple of its item size");
+  }
   const ssize T = ssize(X.size()), H = P.view.H, V = P.view.V;
   py::array a0 = as_array<S>(a_prev_obj, "a_prev");
   require_shape(a0, "a_prev", {H, 1}, "(n_a, 1)");
-  std::vector<S> a_all(size_t((T + 1) * H)), y_hat(size_t(T * V));
+  AlignedVec<S> a_all(size_t((T + 1) * H)), y_hat(size_t(T * V));
   copy_2d<S>(a0, a_all.data(), "a_prev", true);
   S loss;
   {
@@ -232,11 +237,11 @@ py::tuple optimize(py::handle X_obj, py::handle Y_obj, py::handle a_prev_obj, py
   Grads g = run_backward(P, X, Y, a_all.data() + H, a_all.data(), y_hat.data());
   py::array_t<S>* clipped[5] = {&g.dwaa, &g.dwax, &g.dwya, &g.db, &g.dby};
   for (auto* a : clipped) clip_values(a->mutable_data(), a->size(), max_value);
-  update_inplace(P.wax, g.dwax.data(), learning_rate, "Wax");
-  update_inplace(P.waa, g.dwaa.data(), learning_rate, "Waa");
-  update_inplace(P.wya, g.dwya.data(), learning_rate, "Wya");
-  update_inplace(P.b, g.db.data(), learning_rate, "b");
-  update_inplace(P.by, g.dby.data(), learning_rate, "by");
+  update_inplace(P.wax, g.dwax.data(), learning_rate);
+  update_inplace(P.waa, g.dwaa.data(), learning_rate);
+  update_inplace(P.wya, g.dwya.data(), learning_rate);
+  update_inplace(P.b, g.db.data(), learning_rate);
+  update_inplace(P.by, g.dby.data(), learning_rate);
   py::dict grads;
   grads["dWaa"] = g.dwaa;
   grads["dWax"] = g.dwax;

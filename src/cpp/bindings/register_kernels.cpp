@@ -13,18 +13,19 @@ namespace {
 
 using ssize = py::ssize_t;
 
-// A C-contiguous array of dtype S and exactly `shape` (TypeError / ValueError otherwise).
+// An array of dtype S and exactly `shape` (TypeError / ValueError otherwise), finite,
+// as an aligned C-contiguous block (see Aligned).
 template <typename S>
-const S* in(py::handle obj, const char* name, const Shape& shape, const char* dims) {
+Aligned<S> in(py::handle obj, const char* name, const Shape& shape, const char* dims) {
   py::array a = as_array<S>(obj, name);
   require_shape(a, name, shape, dims);
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + " must be C-contiguous");
-  return static_cast<const S*>(a.data());
+  Aligned<S> out = aligned<S>(a);
+  require_finite(out.ptr, Index(a.size()), name);
+  return out;
 }
 template <typename S>
-const S* in_opt(py::handle obj, const char* name, const Shape& shape, const char* dims) {
-  return obj.is_none() ? nullptr : in<S>(obj, name, shape, dims);
+Aligned<S> in_opt(py::handle obj, const char* name, const Shape& shape, const char* dims) {
+  return obj.is_none() ? Aligned<S>{} : in<S>(obj, name, shape, dims);
 }
 
 Nonlinearity parse_nonlinearity(const std::string& s) {
@@ -50,11 +51,16 @@ py::array k_rnn_forward(py::handle x, py::handle h0, py::handle w_ih, py::handle
   as_array<S>(w_ih, "w_ih");
   const SeqDims d = seq_dims(x, w_ih, 1);
   const Nonlinearity f = parse_nonlinearity(nl);
-  const S* xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
-  const S* h0p = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
-  const S* wih = in<S>(w_ih, "w_ih", {d.H, d.D}, "(H, D)");
-  const S* whh = in<S>(w_hh, "w_hh", {d.H, d.H}, "(H, H)");
-  const S* bp = in_opt<S>(b, "b", {d.H}, "(H,)");
+  const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const S* xp = xp_in.ptr;
+  const Aligned<S> h0p_in = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
+  const S* h0p = h0p_in.ptr;
+  const Aligned<S> wih_in = in<S>(w_ih, "w_ih", {d.H, d.D}, "(H, D)");
+  const S* wih = wih_in.ptr;
+  const Aligned<S> whh_in = in<S>(w_hh, "w_hh", {d.H, d.H}, "(H, H)");
+  const S* whh = whh_in.ptr;
+  const Aligned<S> bp_in = in_opt<S>(b, "b", {d.H}, "(H,)");
+  const S* bp = bp_in.ptr;
   auto h_all = empty<S>({d.T + 1, d.B, d.H});
   S* hp = h_all.mutable_data();
   std::copy_n(h0p, d.B * d.H, hp);
@@ -75,13 +81,20 @@ py::tuple k_rnn_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::han
   const SeqDims d = seq_dims(x, w_ih, 1);
   const Nonlinearity f = parse_nonlinearity(nl);
   const Shape tbh{d.T, d.B, d.H};
-  const S* xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
-  const S* wih = in<S>(w_ih, "w_ih", {d.H, d.D}, "(H, D)");
-  const S* whh = in<S>(w_hh, "w_hh", {d.H, d.H}, "(H, H)");
-  const S* hp = in<S>(h, "h", tbh, "(T, B, H)");
-  const S* hpp = in<S>(h_prev, "h_prev", tbh, "(T, B, H)");
-  const S* dhp = in_opt<S>(dh, "dh", tbh, "(T, B, H)");
-  const S* dhn = in_opt<S>(dh_n, "dh_n", {d.B, d.H}, "(B, H)");
+  const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const S* xp = xp_in.ptr;
+  const Aligned<S> wih_in = in<S>(w_ih, "w_ih", {d.H, d.D}, "(H, D)");
+  const S* wih = wih_in.ptr;
+  const Aligned<S> whh_in = in<S>(w_hh, "w_hh", {d.H, d.H}, "(H, H)");
+  const S* whh = whh_in.ptr;
+  const Aligned<S> hp_in = in<S>(h, "h", tbh, "(T, B, H)");
+  const S* hp = hp_in.ptr;
+  const Aligned<S> hpp_in = in<S>(h_prev, "h_prev", tbh, "(T, B, H)");
+  const S* hpp = hpp_in.ptr;
+  const Aligned<S> dhp_in = in_opt<S>(dh, "dh", tbh, "(T, B, H)");
+  const S* dhp = dhp_in.ptr;
+  const Aligned<S> dhn_in = in_opt<S>(dh_n, "dh_n", {d.B, d.H}, "(B, H)");
+  const S* dhn = dhn_in.ptr;
   auto dx = empty<S>({d.T, d.B, d.D});
   auto dh0 = empty<S>({d.B, d.H});
   auto dwih = empty<S>({d.H, d.D});
@@ -91,7 +104,7 @@ py::tuple k_rnn_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::han
     *dwhhp = dwhh.mutable_data(), *dbp = db.mutable_data();
   {
     py::gil_scoped_release release;
-    std::vector<S> dz(size_t(d.T * d.B * d.H));
+    AlignedVec<S> dz(size_t(d.T * d.B * d.H));
     rnn_backward<S>(d, f, xp, wih, whh, hp, hpp, dhp, dhn, dz.data(), dxp, dh0p, dwihp, dwhhp,
                     dbp);
   }
@@ -105,12 +118,18 @@ py::tuple k_lstm_forward(py::handle x, py::handle h0, py::handle c0, py::handle 
   as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
   const SeqDims d = seq_dims(x, w_ih, 4);
-  const S* xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
-  const S* h0p = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
-  const S* c0p = in<S>(c0, "c0", {d.B, d.H}, "(B, H)");
-  const S* wih = in<S>(w_ih, "w_ih", {4 * d.H, d.D}, "(4H, D)");
-  const S* whh = in<S>(w_hh, "w_hh", {4 * d.H, d.H}, "(4H, H)");
-  const S* bp = in_opt<S>(b, "b", {4 * d.H}, "(4H,)");
+  const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const S* xp = xp_in.ptr;
+  const Aligned<S> h0p_in = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
+  const S* h0p = h0p_in.ptr;
+  const Aligned<S> c0p_in = in<S>(c0, "c0", {d.B, d.H}, "(B, H)");
+  const S* c0p = c0p_in.ptr;
+  const Aligned<S> wih_in = in<S>(w_ih, "w_ih", {4 * d.H, d.D}, "(4H, D)");
+  const S* wih = wih_in.ptr;
+  const Aligned<S> whh_in = in<S>(w_hh, "w_hh", {4 * d.H, d.H}, "(4H, H)");
+  const S* whh = whh_in.ptr;
+  const Aligned<S> bp_in = in_opt<S>(b, "b", {4 * d.H}, "(4H,)");
+  const S* bp = bp_in.ptr;
   auto gates = empty<S>({d.T, d.B, 4 * d.H});
   auto h_all = empty<S>({d.T + 1, d.B, d.H});
   auto c_all = empty<S>({d.T + 1, d.B, d.H});
@@ -134,16 +153,26 @@ py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::ha
   as_array<S>(w_ih, "w_ih");
   const SeqDims d = seq_dims(x, w_ih, 4);
   const Shape tbh{d.T, d.B, d.H}, bh{d.B, d.H};
-  const S* xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
-  const S* wih = in<S>(w_ih, "w_ih", {4 * d.H, d.D}, "(4H, D)");
-  const S* whh = in<S>(w_hh, "w_hh", {4 * d.H, d.H}, "(4H, H)");
-  const S* gp = in<S>(gates, "gates", {d.T, d.B, 4 * d.H}, "(T, B, 4H)");
-  const S* hpp = in<S>(h_prev, "h_prev", tbh, "(T, B, H)");
-  const S* cp = in<S>(c, "c", tbh, "(T, B, H)");
-  const S* cpp = in<S>(c_prev, "c_prev", tbh, "(T, B, H)");
-  const S* dhp = in_opt<S>(dh, "dh", tbh, "(T, B, H)");
-  const S* dhn = in_opt<S>(dh_n, "dh_n", bh, "(B, H)");
-  const S* dcn = in_opt<S>(dc_n, "dc_n", bh, "(B, H)");
+  const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const S* xp = xp_in.ptr;
+  const Aligned<S> wih_in = in<S>(w_ih, "w_ih", {4 * d.H, d.D}, "(4H, D)");
+  const S* wih = wih_in.ptr;
+  const Aligned<S> whh_in = in<S>(w_hh, "w_hh", {4 * d.H, d.H}, "(4H, H)");
+  const S* whh = whh_in.ptr;
+  const Aligned<S> gp_in = in<S>(gates, "gates", {d.T, d.B, 4 * d.H}, "(T, B, 4H)");
+  const S* gp = gp_in.ptr;
+  const Aligned<S> hpp_in = in<S>(h_prev, "h_prev", tbh, "(T, B, H)");
+  const S* hpp = hpp_in.ptr;
+  const Aligned<S> cp_in = in<S>(c, "c", tbh, "(T, B, H)");
+  const S* cp = cp_in.ptr;
+  const Aligned<S> cpp_in = in<S>(c_prev, "c_prev", tbh, "(T, B, H)");
+  const S* cpp = cpp_in.ptr;
+  const Aligned<S> dhp_in = in_opt<S>(dh, "dh", tbh, "(T, B, H)");
+  const S* dhp = dhp_in.ptr;
+  const Aligned<S> dhn_in = in_opt<S>(dh_n, "dh_n", bh, "(B, H)");
+  const S* dhn = dhn_in.ptr;
+  const Aligned<S> dcn_in = in_opt<S>(dc_n, "dc_n", bh, "(B, H)");
+  const S* dcn = dcn_in.ptr;
   auto dx = empty<S>({d.T, d.B, d.D});
   auto dh0 = empty<S>(bh);
   auto dc0 = empty<S>(bh);
@@ -154,7 +183,7 @@ py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::ha
     *dwihp = dwih.mutable_data(), *dwhhp = dwhh.mutable_data(), *dbp = db.mutable_data();
   {
     py::gil_scoped_release release;
-    std::vector<S> dg(size_t(d.T * d.B * 4 * d.H));
+    AlignedVec<S> dg(size_t(d.T * d.B * 4 * d.H));
     lstm_backward<S>(d, xp, wih, whh, gp, hpp, cp, cpp, dhp, dhn, dcn, dg.data(), dxp, dh0p, dc0p,
                      dwihp, dwhhp, dbp);
   }

@@ -10,8 +10,11 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace rnnx {
 
@@ -30,7 +33,66 @@ using MapConstRowVec = Eigen::Map<const RowVec<S>>;
 template <typename S>
 using MapRowVec = Eigen::Map<RowVec<S>>;
 
+template <typename S>
+using MapArr = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
+template <typename S>
+using MapConstArr = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
+
 enum class Nonlinearity { Tanh, Relu };
+
+// Every buffer the kernels read or write starts on a 64-byte boundary. Eigen's
+// vectorised reductions peel unaligned leading elements, so the summation order (and
+// the last bit of a result) would otherwise depend on where malloc put an array.
+constexpr std::size_t kAlign = 64;
+
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = (n * sizeof(T) + kAlign - 1) / kAlign * kAlign;
+    void* p = std::aligned_alloc(kAlign, bytes == 0 ? kAlign : bytes);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t) { std::free(p); }
+  template <typename U>
+  bool operator==(const AlignedAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const AlignedAllocator<U>&) const { return false; }
+};
+
+template <typename T>
+using AlignedVec = std::vector<T, AlignedAllocator<T>>;
+
+inline bool is_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % kAlign == 0; }
+
+// dst = the sums of m's columns, row by row in order (the same additions whatever the
+// alignment or vector width; Eigen's colwise().sum() may reassociate).
+template <typename Dst, typename M>
+inline void column_sums(Dst&& dst, const M& m) {
+  dst.setZero();
+  for (Index r = 0; r < m.rows(); ++r) dst += m.row(r);
+}
+
+// dst (+)= a * b. Small products skip Eigen's GEMM blocking and packing, which cost
+// more than the arithmetic at the course's sizes.
+template <bool Accumulate, typename Dst, typename A, typename B>
+inline void matmul(Dst&& dst, const A& a, const B& b) {
+  if (double(a.rows()) * double(a.cols()) * double(b.cols()) <= 8192.0) {
+    if constexpr (Accumulate)
+      dst.noalias() += a.lazyProduct(b);
+    else
+      dst.noalias() = a.lazyProduct(b);
+  } else {
+    if constexpr (Accumulate)
+      dst.noalias() += a * b;
+    else
+      dst.noalias() = a * b;
+  }
+}
 
 struct SeqDims {
   Index T, B, D, H;

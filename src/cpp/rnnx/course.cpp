@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "rnnx/activations.hpp"
@@ -11,6 +12,8 @@ namespace rnnx {
 
 template <typename S>
 void softmax_steps(Index T, Index B, Index V, S* y) {
+  // exp(z) underflows to 0 exactly when z < log(smallest subnormal) (about -745 in double).
+  static const S underflow = std::log(std::numeric_limits<S>::denorm_min());
   for (Index t = 0; t < T; ++t) {
     MapMat<S> Yt(y + t * B * V, B, V);
     const S shift = Yt.maxCoeff();
@@ -20,7 +23,7 @@ void softmax_steps(Index T, Index B, Index V, S* y) {
       // (its max lies more than ~745 below the block's), the course returns 0/0 = NaN;
       // shifting that row by its own max gives the softmax instead.
       const S row_max = row.maxCoeff();
-      row = (row - (std::exp(row_max - shift) > S(0) ? shift : row_max)).exp();
+      row = (row - (row_max - shift > underflow ? shift : row_max)).exp();
       row /= row.sum();
     }
   }
@@ -34,7 +37,7 @@ void dense_head(Index TB, Index H, Index V, const S* h, const S* w_y, const S* b
   parallel_for(n_rows, [&](Index k) {
     const Index r0 = k * kRowsPerTask, n = std::min(kRowsPerTask, TB - r0);
     auto Yr = Y.middleRows(r0, n);
-    Yr.noalias() = Hs.middleRows(r0, n) * Wy.transpose();
+    matmul<false>(Yr, Hs.middleRows(r0, n), Wy.transpose());
     Yr.rowwise() += MapConstRowVec<S>(b_y, V);
   }, worth_parallel(double(TB) * H * V / double(n_rows)));
 }
@@ -60,7 +63,7 @@ S char_rnn_forward(const CharRnnParams<S>& p, Index T, const std::int64_t* X,
   MapConstRowVec<S> b(p.b, H);
   for (Index t = 0; t < T; ++t) {
     auto at = A.row(t + 1);
-    at.noalias() = A.row(t) * Waa.transpose();
+    matmul<false>(at, A.row(t), Waa.transpose());
     if (X[t] >= 0) at += Wax.col(X[t]).transpose();  // W_ax x_t for a one-hot x_t
     at += b;
     tanh_to(at.array(), at.array());
@@ -88,19 +91,19 @@ void char_rnn_backward(const CharRnnParams<S>& p, Index T, const std::int64_t* X
   // dy_t = ŷ_t - onehot(Y[t]) for all steps, then the head's gradients as GEMMs.
   RowMat<S> dY = MapConstMat<S>(y_hat, T, V);
   for (Index t = 0; t < T; ++t) dY(t, Y[t]) -= S(1);
-  MapMat<S>(dwya, V, H).noalias() = dY.transpose() * A;
-  MapRowVec<S>(dby, V) = dY.colwise().sum();
-  dZ.noalias() = dY * Wya;  // W_yaᵀ dy_t for every step
+  matmul<false>(MapMat<S>(dwya, V, H), dY.transpose(), A);
+  column_sums(MapRowVec<S>(dby, V), dY);
+  matmul<false>(dZ, dY, Wya);  // W_yaᵀ dy_t for every step
 
   dA.setZero();
   for (Index t = T - 1; t >= 0; --t) {
     auto dzt = dZ.row(t);
     dzt += dA;
     dzt.array() *= S(1) - A.row(t).array().square();  // tanh'(z) = 1 - a^2
-    dA.noalias() = dzt * Waa;
+    matmul<false>(dA, dzt, Waa);
   }
-  MapMat<S>(dwaa, H, H).noalias() = dZ.transpose() * Aprev;
-  MapRowVec<S>(db, H) = dZ.colwise().sum();
+  matmul<false>(MapMat<S>(dwaa, H, H), dZ.transpose(), Aprev);
+  column_sums(MapRowVec<S>(db, H), dZ);
   dWax.setZero();
   for (Index t = T - 1; t >= 0; --t)
     if (X[t] >= 0) dWax.col(X[t]) += dZ.row(t).transpose();
@@ -119,11 +122,11 @@ std::vector<std::int64_t> char_rnn_sample(const CharRnnParams<S>& p, std::int64_
   std::int64_t idx = -1, seed = seed0;
   int counter = 0;
   for (; idx != eos && counter != 50; ++counter, ++seed) {
-    a_next.noalias() = a * Waa.transpose();
+    matmul<false>(a_next, a, Waa.transpose());
     if (idx >= 0) a_next += Wax.col(idx).transpose();
     a_next += b;
     tanh_to(a_next.array(), a_next.array());
-    y.noalias() = a_next * Wya.transpose();
+    matmul<false>(y, a_next, Wya.transpose());
     y += by;
     softmax_steps<S>(1, 1, V, y.data());
     // RandomState.choice(V, p=y): cdf = cumsum(p) / its last entry, u = random_sample(),

@@ -1,6 +1,7 @@
 #include "rnnx/lstm.hpp"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "rnnx/activations.hpp"
@@ -32,35 +33,49 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Gr = G.middleRows(r.r0, r.n);
-    Gr.noalias() = X.middleRows(r.r0, r.n) * Wih.transpose();
+    matmul<false>(Gr, X.middleRows(r.r0, r.n), Wih.transpose());
     if (b) Gr.rowwise() += MapConstRowVec<S>(b, 4 * H);
   }, worth_parallel(double(TB) * D * 4 * H / double(n_rows)));
 
   // The time loop: a task owns hidden units [j0, j0+c), i.e. those rows of each gate's
-  // block of W_hh, and computes their four gates, cell and hidden state.
+  // block of W_hh, and computes their four gates, cell and hidden state. The task's
+  // gates go through a contiguous scratch (4 blocks of B x c) so that the activations
+  // run at full SIMD width even when c is smaller than a vector.
   const Index n_units = ceil_div(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * 4 * H * H);
+  AlignedVec<S> scratch(size_t(n_units * 4 * B * std::min(H, kUnitsPerTask)));
   for (Index t = 0; t < T; ++t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
-      auto gt = G.middleRows(t * B, B);
+      const Index n = B * u.c;
+      S* sc = scratch.data() + k * 4 * B * std::min(H, kUnitsPerTask);
       auto hprev = Hall.middleRows(t * B, B);
-      for (Index q = 0; q < 4; ++q)  // gate q: columns q*H + [j0, j0+c)
-        gt.middleCols(q * H + u.j0, u.c).noalias() +=
-            hprev * Whh.middleRows(q * H + u.j0, u.c).transpose();
-      auto i = gt.middleCols(u.j0, u.c).array();
-      auto f = gt.middleCols(H + u.j0, u.c).array();
-      auto g = gt.middleCols(2 * H + u.j0, u.c).array();
-      auto o = gt.middleCols(3 * H + u.j0, u.c).array();
+      for (Index q = 0; q < 4; ++q) {  // gate q: columns q*H + [j0, j0+c)
+        MapMat<S> a(sc + q * n, B, u.c);
+        a = G.block(t * B, q * H + u.j0, B, u.c);
+        matmul<true>(a, hprev, Whh.middleRows(q * H + u.j0, u.c).transpose());
+      }
+      MapArr<S> i(sc, n), f(sc + n, n), g(sc + 2 * n, n), o(sc + 3 * n, n);
       sigmoid_to(i, i);
       sigmoid_to(f, f);
       tanh_to(g, g);
       sigmoid_to(o, o);
-      auto ct = Call.block((t + 1) * B, u.j0, B, u.c).array();
-      ct = f * Call.block(t * B, u.j0, B, u.c).array() + i * g;  // c_t = f*c_{t-1} + i*g
-      auto ht = Hall.block((t + 1) * B, u.j0, B, u.c).array();
-      tanh_to(ht, ct);
-      ht *= o;  // h_t = o*tanh(c_t)
+      for (Index q = 0; q < 4; ++q)
+        G.block(t * B, q * H + u.j0, B, u.c) = MapMat<S>(sc + q * n, B, u.c);
+      auto cell = [](auto&& i, auto&& f, auto&& g, auto&& o, auto&& cp, auto&& ct, auto&& ht) {
+        ct = f * cp + i * g;  // c_t = f*c_{t-1} + i*g
+        tanh_to(ht, ct);
+        ht *= o;  // h_t = o*tanh(c_t)
+      };
+      if (u.c == H) {  // whole rows: contiguous runs of B*H
+        cell(i, f, g, o, MapArr<S>(c_all + t * B * H, n), MapArr<S>(c_all + (t + 1) * B * H, n),
+             MapArr<S>(h_all + (t + 1) * B * H, n));
+      } else {
+        auto blk = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
+        cell(blk(0), blk(1), blk(2), blk(3), Call.block(t * B, u.j0, B, u.c).array(),
+             Call.block((t + 1) * B, u.j0, B, u.c).array(),
+             Hall.block((t + 1) * B, u.j0, B, u.c).array());
+      }
     }, par);
   }
 }
@@ -81,33 +96,49 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   // then the gate gradients of its units.
   if (dh_n) dH = MapConstMat<S>(dh_n, B, H); else dH.setZero();
   if (dc_n) dC = MapConstMat<S>(dc_n, B, H); else dC.setZero();
-  Eigen::Array<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> tanh_c(B, H);
   const Index n_units = ceil_div(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * 4 * H * H);
+  const Index per_task = 9 * B * std::min(H, kUnitsPerTask);
+  AlignedVec<S> scratch(size_t(n_units * per_task));  // gates, their gradients, tanh(c)
   for (Index t = T - 1; t >= -1; --t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
       auto dHu = dH.middleCols(u.j0, u.c);
-      if (t < T - 1) dHu.noalias() = dG.middleRows((t + 1) * B, B) * Whh.middleCols(u.j0, u.c);
+      if (t < T - 1) matmul<false>(dHu, dG.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
       if (t < 0) return;  // the carry of step 0 is dh0
       if (dh) dHu += MapConstMat<S>(dh + t * B * H, B, H).middleCols(u.j0, u.c);
-      auto gt = G.middleRows(t * B, B).array();
-      auto i = gt.middleCols(u.j0, u.c), f = gt.middleCols(H + u.j0, u.c),
-           g = gt.middleCols(2 * H + u.j0, u.c), o = gt.middleCols(3 * H + u.j0, u.c);
-      auto dgt = dG.middleRows(t * B, B).array();
-      auto di = dgt.middleCols(u.j0, u.c), df = dgt.middleCols(H + u.j0, u.c),
-           dg = dgt.middleCols(2 * H + u.j0, u.c), d_o = dgt.middleCols(3 * H + u.j0, u.c);
-      auto tc = tanh_c.middleCols(u.j0, u.c);
-      auto dCu = dC.middleCols(u.j0, u.c).array();
-      tanh_to(tc, C.block(t * B, u.j0, B, u.c).array());
-      // h = o*tanh(c):  dL/do = dh*tanh(c);  dL/dc += dh*o*(1 - tanh(c)^2)
-      d_o = dHu.array() * tc * o * (S(1) - o);  // σ'(a) = σ(1-σ)
-      dCu += dHu.array() * o * (S(1) - tc.square());
-      // c = f*c_prev + i*g
-      dg = dCu * i * (S(1) - g.square());  // tanh'(a) = 1 - tanh^2
-      di = dCu * g * i * (S(1) - i);
-      df = dCu * Cprev.block(t * B, u.j0, B, u.c).array() * f * (S(1) - f);
-      dCu *= f;  // dL/dc_{t-1}
+      // The task's gates and gate gradients in contiguous blocks of B x c (full SIMD width).
+      const Index n = B * u.c;
+      S* sc = scratch.data() + k * per_task;
+      for (Index q = 0; q < 4; ++q)
+        MapMat<S>(sc + q * n, B, u.c) = G.block(t * B, q * H + u.j0, B, u.c);
+      auto step = [](auto&& i, auto&& f, auto&& g, auto&& o, auto&& di, auto&& df, auto&& dg,
+                     auto&& d_o, auto&& tc, auto&& c, auto&& cp, auto&& dh, auto&& dc) {
+        using T_ = typename std::decay_t<decltype(i)>::Scalar;
+        const T_ one(1);
+        tanh_to(tc, c);
+        // h = o*tanh(c):  dL/do = dh*tanh(c);  dL/dc += dh*o*(1 - tanh(c)^2)
+        d_o = dh * tc * o * (one - o);  // σ'(a) = σ(1-σ)
+        dc += dh * o * (one - tc.square());
+        // c = f*c_prev + i*g
+        dg = dc * i * (one - g.square());  // tanh'(a) = 1 - tanh^2
+        di = dc * g * i * (one - i);
+        df = dc * cp * f * (one - f);
+        dc *= f;  // dL/dc_{t-1}
+      };
+      if (u.c == H) {
+        auto a = [&](Index q) { return MapArr<S>(sc + q * n, n); };
+        step(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8),
+             MapConstArr<S>(c + t * B * H, n), MapConstArr<S>(c_prev + t * B * H, n),
+             MapArr<S>(dh0, n), MapArr<S>(dc0, n));
+      } else {
+        auto a = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
+        step(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8),
+             C.block(t * B, u.j0, B, u.c).array(), Cprev.block(t * B, u.j0, B, u.c).array(),
+             dHu.array(), dC.middleCols(u.j0, u.c).array());
+      }
+      for (Index q = 0; q < 4; ++q)
+        dG.block(t * B, q * H + u.j0, B, u.c) = MapMat<S>(sc + (4 + q) * n, B, u.c);
     }, par);
   }
 
@@ -118,14 +149,14 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   parallel_for(n_rows + n_gate_rows, [&](Index k) {
     if (k < n_rows) {
       const Rows r(k, TB);
-      MapMat<S>(dx, TB, D).middleRows(r.r0, r.n).noalias() = dG.middleRows(r.r0, r.n) * Wih;
+      matmul<false>(MapMat<S>(dx, TB, D).middleRows(r.r0, r.n), dG.middleRows(r.r0, r.n), Wih);
       return;
     }
     const Units u(k - n_rows, 4 * H);
     auto dGu = dG.middleCols(u.j0, u.c);
-    MapMat<S>(dw_ih, 4 * H, D).middleRows(u.j0, u.c).noalias() = dGu.transpose() * X;
-    MapMat<S>(dw_hh, 4 * H, H).middleRows(u.j0, u.c).noalias() = dGu.transpose() * Hprev;
-    if (db) MapRowVec<S>(db, 4 * H).segment(u.j0, u.c) = dGu.colwise().sum();
+    matmul<false>(MapMat<S>(dw_ih, 4 * H, D).middleRows(u.j0, u.c), dGu.transpose(), X);
+    matmul<false>(MapMat<S>(dw_hh, 4 * H, H).middleRows(u.j0, u.c), dGu.transpose(), Hprev);
+    if (db) column_sums(MapRowVec<S>(db, 4 * H).segment(u.j0, u.c), dGu);
   }, worth_parallel(double(TB) * (D + H) * std::min(4 * H, kUnitsPerTask)));
 }
 

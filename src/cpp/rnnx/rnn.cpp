@@ -1,6 +1,7 @@
 #include "rnnx/rnn.hpp"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "rnnx/activations.hpp"
@@ -18,6 +19,26 @@ struct Rows {
   Index r0, n;
   Rows(Index k, Index R) : r0(k * kRowsPerTask), n(std::min(kRowsPerTask, R - k * kRowsPerTask)) {}
 };
+
+// h = f(z) in place.
+template <typename A>
+void activate(Nonlinearity f, A&& z) {
+  using S = typename std::decay_t<A>::Scalar;
+  if (f == Nonlinearity::Tanh)
+    tanh_to(z, z);
+  else
+    z = z.max(S(0));
+}
+
+// dz *= f'(z), written with h = f(z): tanh'(z) = 1 - h^2, relu'(z) = [h > 0].
+template <typename A, typename H>
+void activate_grad(Nonlinearity f, A&& dz, const H& h) {
+  using S = typename std::decay_t<A>::Scalar;
+  if (f == Nonlinearity::Tanh)
+    dz *= S(1) - h.square();
+  else
+    dz = (h > S(0)).select(dz, S(0));
+}
 }  // namespace
 
 template <typename S>
@@ -34,7 +55,7 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Zr = Z.middleRows(r.r0, r.n);
-    Zr.noalias() = X.middleRows(r.r0, r.n) * Wih.transpose();
+    matmul<false>(Zr, X.middleRows(r.r0, r.n), Wih.transpose());
     if (b) Zr.rowwise() += MapConstRowVec<S>(b, H);
   }, worth_parallel(double(TB) * D * H / double(n_rows)));
 
@@ -45,11 +66,11 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
       auto zt = Z.block(t * B, u.j0, B, u.c);
-      zt.noalias() += Hall.middleRows(t * B, B) * Whh.middleRows(u.j0, u.c).transpose();
-      if (f == Nonlinearity::Tanh)
-        tanh_to(zt.array(), zt.array());
+      matmul<true>(zt, Hall.middleRows(t * B, B), Whh.middleRows(u.j0, u.c).transpose());
+      if (u.c == H)  // one task holds whole rows: a contiguous (B*H) run, SIMD even for tiny H
+        activate(f, MapArr<S>(zt.data(), B * H));
       else
-        zt = zt.cwiseMax(S(0));
+        activate(f, zt.array());
     }, par);
   }
 }
@@ -78,18 +99,18 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
       const Units u(k, H);
       auto carry = dH.middleCols(u.j0, u.c);
       if (t < T - 1)
-        carry.noalias() = dZ.middleRows((t + 1) * B, B) * Whh.middleCols(u.j0, u.c);
+        matmul<false>(carry, dZ.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
       if (t < 0) return;  // the carry of step 0 is dh0
       auto dzt = dZ.block(t * B, u.j0, B, u.c);
       if (dh)
         dzt = MapConstMat<S>(dh + t * B * H, B, H).middleCols(u.j0, u.c) + carry;
       else
         dzt = carry;
-      auto ht = Hs.block(t * B, u.j0, B, u.c).array();
-      if (f == Nonlinearity::Tanh)
-        dzt.array() *= S(1) - ht.square();  // tanh'(z) = 1 - tanh(z)^2
+      if (u.c == H)
+        activate_grad(f, MapArr<S>(dzt.data(), B * H),
+                      MapConstArr<S>(h + t * B * H, B * H));
       else
-        dzt.array() = (ht > S(0)).select(dzt.array(), S(0));  // relu'(z) = [z > 0]
+        activate_grad(f, dzt.array(), Hs.block(t * B, u.j0, B, u.c).array());
     }, par);
   }
 
@@ -100,14 +121,14 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
   parallel_for(n_rows + n_units, [&](Index k) {
     if (k < n_rows) {
       const Rows r(k, TB);
-      MapMat<S>(dx, TB, D).middleRows(r.r0, r.n).noalias() = dZ.middleRows(r.r0, r.n) * Wih;
+      matmul<false>(MapMat<S>(dx, TB, D).middleRows(r.r0, r.n), dZ.middleRows(r.r0, r.n), Wih);
       return;
     }
     const Units u(k - n_rows, H);
     auto dZu = dZ.middleCols(u.j0, u.c);
-    MapMat<S>(dw_ih, H, D).middleRows(u.j0, u.c).noalias() = dZu.transpose() * X;
-    MapMat<S>(dw_hh, H, H).middleRows(u.j0, u.c).noalias() = dZu.transpose() * Hprev;
-    if (db) MapRowVec<S>(db, H).segment(u.j0, u.c) = dZu.colwise().sum();
+    matmul<false>(MapMat<S>(dw_ih, H, D).middleRows(u.j0, u.c), dZu.transpose(), X);
+    matmul<false>(MapMat<S>(dw_hh, H, H).middleRows(u.j0, u.c), dZu.transpose(), Hprev);
+    if (db) column_sums(MapRowVec<S>(db, H).segment(u.j0, u.c), dZu);
   }, worth_parallel(double(TB) * (D + H) * std::min(H, kUnitsPerTask)));
 }
 
