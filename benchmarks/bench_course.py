@@ -4,8 +4,10 @@
 
 For each workload and cell (basic RNN, LSTM) it times forward plus backward
 (``rnn_forward`` + ``rnn_backward``, ``lstm_forward`` + ``lstm_backward``), float64,
-for ``rnnx`` and ``rnnx.reference.course`` in alternation, and reports the median of
-the repeats and the ratio reference/rnnx. Both run with their default threads.
+for ``rnnx`` and ``rnnx.reference.course`` in alternation (with a 0.25 s pause before
+each timed block, so that one library's idle-spinning threads do not slow the other),
+and reports the median of the repeats and the ratio reference/rnnx. Both run with
+their default threads.
 
 NumPy is slowed on these machines by the preset OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE; the script restarts itself without them before NumPy is imported.
@@ -83,6 +85,9 @@ def calibrate(fn, target=0.02):
 
 
 def per_call(fn, n):
+    # OpenBLAS's threads keep spinning for about 0.1 s after a call (2**28 cycles) and
+    # would take the cores from whatever runs next: let them go idle first.
+    time.sleep(0.25)
     t = time.perf_counter()
     for _ in range(n):
         fn()

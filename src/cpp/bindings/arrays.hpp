@@ -94,7 +94,7 @@ py::array_t<S> empty(const Shape& shape) {
   py::ssize_t n = 1;
   for (py::ssize_t d : shape) n *= d;
   S* data = AlignedAllocator<S>().allocate(size_t(n));
-  py::capsule owner(data, [](void* p) { std::free(p); });
+  py::capsule owner(data, [](void* p) { aligned_release(p); });
   return py::array_t<S>(shape, data, owner);
 }
 

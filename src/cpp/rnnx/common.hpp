@@ -9,11 +9,14 @@
 #pragma once
 
 #include <Eigen/Core>
+
+#include "rnnx/memory.hpp"
 #include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rnnx {
@@ -40,24 +43,27 @@ using MapConstArr = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
 
 enum class Nonlinearity { Tanh, Relu };
 
-// Every buffer the kernels read or write starts on a 64-byte boundary. Eigen's
-// vectorised reductions peel unaligned leading elements, so the summation order (and
-// the last bit of a result) would otherwise depend on where malloc put an array.
-constexpr std::size_t kAlign = 64;
-
+// Every buffer the kernels read or write starts on a 64-byte boundary (kAlign, see
+// memory.hpp). Eigen's vectorised reductions peel unaligned leading elements, so the
+// summation order (and the last bit of a result) would otherwise depend on where an
+// array happened to be placed.
 template <typename T>
 struct AlignedAllocator {
   using value_type = T;
   AlignedAllocator() = default;
   template <typename U>
   AlignedAllocator(const AlignedAllocator<U>&) {}
-  T* allocate(std::size_t n) {
-    const std::size_t bytes = (n * sizeof(T) + kAlign - 1) / kAlign * kAlign;
-    void* p = std::aligned_alloc(kAlign, bytes == 0 ? kAlign : bytes);
-    if (!p) throw std::bad_alloc();
-    return static_cast<T*>(p);
+  T* allocate(std::size_t n) { return static_cast<T*>(aligned_allocate(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) { aligned_release(p); }
+  // Elements are left uninitialised unless a value is given: buffers are written before
+  // they are read, and zero-filling large workspaces costs a full pass over memory.
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    if constexpr (sizeof...(Args) == 0)
+      ::new (static_cast<void*>(p)) U;
+    else
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
   }
-  void deallocate(T* p, std::size_t) { std::free(p); }
   template <typename U>
   bool operator==(const AlignedAllocator<U>&) const { return true; }
   template <typename U>
