@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "rnnx/common.hpp"
@@ -17,6 +19,42 @@ namespace rnnx::bind {
 
 namespace py = pybind11;
 using Shape = std::vector<py::ssize_t>;
+
+// An argument's name for messages: "x", or "parameters['Wax']" from ("parameters", "Wax").
+// The string is built only when a message needs it (never on the success path).
+class Name {
+ public:
+  Name(const char* s) : base_(s) {}                    // NOLINT: implicit by design
+  Name(std::string s) : owned_(std::move(s)) {}        // NOLINT
+  Name(const char* dict, const char* key) : base_(dict), key_(key) {}
+  std::string str() const {
+    if (!base_) return owned_;
+    return key_ ? std::string(base_) + "['" + key_ + "']" : std::string(base_);
+  }
+  friend std::string operator+(const Name& n, const std::string& s) { return n.str() + s; }
+  friend std::string operator+(const Name& n, const char* s) { return n.str() + s; }
+
+ private:
+  const char* base_ = nullptr;
+  const char* key_ = nullptr;
+  std::string owned_;
+};
+
+// The Python str of a C string literal, made once and kept, so that dict lookups with it
+// neither allocate nor hash again. Called with the GIL held.
+inline py::handle key_str(const char* s) {
+  static std::unordered_map<const char*, PyObject*> cache;
+  auto it = cache.find(s);
+  if (it != cache.end()) return it->second;
+  PyObject* o = PyUnicode_InternFromString(s);
+  if (!o) throw py::error_already_set();
+  cache.emplace(s, o);
+  return o;
+}
+
+// d[key] as an ndarray of dtype S; KeyError naming dict_name and key when it is missing.
+template <typename S>
+py::array dict_array(const py::dict& d, const char* key, const char* dict_name);
 
 inline std::string shape_str(const py::ssize_t* s, py::ssize_t n) {
   std::string out = "(";
@@ -37,7 +75,7 @@ const char* dtype_name() {
 // obj as an ndarray of scalar type S, values untouched. TypeError for anything else
 // (lists, integer or object arrays, the other float width: no silent casts).
 template <typename S>
-py::array as_array(py::handle obj, const std::string& name) {
+py::array as_array(py::handle obj, const Name& name) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(name + " must be a numpy.ndarray of dtype " + dtype_name<S>() + ", got " +
                          std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
@@ -49,9 +87,19 @@ py::array as_array(py::handle obj, const std::string& name) {
   return a;
 }
 
+template <typename S>
+py::array dict_array(const py::dict& d, const char* key, const char* dict_name) {
+  PyObject* v = PyDict_GetItemWithError(d.ptr(), key_str(key).ptr());
+  if (!v) {
+    if (PyErr_Occurred()) throw py::error_already_set();
+    throw py::key_error(std::string(dict_name) + " is missing the key '" + key + "'");
+  }
+  return as_array<S>(v, Name(dict_name, key));
+}
+
 // Raise ValueError unless a has exactly the given shape; `dims` names the dimensions,
 // e.g. "(n_a, m)".
-inline void require_shape(const py::array& a, const std::string& name, const Shape& shape,
+inline void require_shape(const py::array& a, const Name& name, const Shape& shape,
                           const char* dims) {
   bool ok = a.ndim() == py::ssize_t(shape.size());
   for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
@@ -60,7 +108,7 @@ inline void require_shape(const py::array& a, const std::string& name, const Sha
                           shape_str(a));
 }
 
-inline void require_ndim(const py::array& a, const std::string& name, py::ssize_t ndim,
+inline void require_ndim(const py::array& a, const Name& name, py::ssize_t ndim,
                          const char* dims) {
   if (a.ndim() != ndim)
     throw py::value_error(name + " must be a " + std::to_string(ndim) + "-D array of shape " +
@@ -81,7 +129,7 @@ py::array element_strided(py::array a) {
 }
 
 template <typename S>
-void require_finite(const S* p, Index n, const std::string& name) {
+void require_finite(const S* p, Index n, const Name& name) {
   for (Index i = 0; i < n; ++i)
     if (!std::isfinite(p[i]))
       throw py::value_error(name + " contains NaN or infinity");
@@ -112,9 +160,14 @@ Aligned<S> aligned(const py::array& a) {
     out.ptr = static_cast<const S*>(a.data());
     return out;
   }
-  const py::array c = py::array::ensure(a, py::array::c_style);
-  const S* src = static_cast<const S*>(c.data());
-  out.copy.assign(src, src + c.size());
+  if (a.flags() & py::array::c_style) {
+    const S* src = static_cast<const S*>(a.data());
+    out.copy.assign(src, src + a.size());
+  } else {
+    const py::array c = py::array::ensure(a, py::array::c_style);
+    const S* src = static_cast<const S*>(c.data());
+    out.copy.assign(src, src + c.size());
+  }
   out.ptr = out.copy.data();
   return out;
 }
@@ -131,7 +184,7 @@ py::array view(const py::array& base, const S* ptr, const Shape& shape, const Sh
 // dst[t, j, i] = src[i, j, t]. T_used may be smaller than the source's T. The copy goes
 // in 16 x 16 tiles of (t, i) so that both sides touch whole cache lines.
 template <typename S>
-void to_time_major(const py::array& src_any, S* dst, py::ssize_t T_used, const std::string& name,
+void to_time_major(const py::array& src_any, S* dst, py::ssize_t T_used, const Name& name,
                    bool check_finite) {
   const py::array src = element_strided<S>(src_any);
   const py::ssize_t n = src.shape(0), m = src.shape(1);
@@ -174,7 +227,7 @@ py::array_t<S> from_time_major(const S* src, py::ssize_t T, py::ssize_t m, py::s
 
 // Copy a 2-D (n, m) array with any strides into dst as (m, n): dst[j, i] = src[i, j].
 template <typename S>
-void transpose_2d(const py::array& src_any, S* dst, const std::string& name, bool check_finite) {
+void transpose_2d(const py::array& src_any, S* dst, const Name& name, bool check_finite) {
   const py::array src = element_strided<S>(src_any);
   const py::ssize_t n = src.shape(0), m = src.shape(1);
   const py::ssize_t s0 = src.strides(0) / py::ssize_t(sizeof(S)),
@@ -192,7 +245,7 @@ void transpose_2d(const py::array& src_any, S* dst, const std::string& name, boo
 
 // Copy a 2-D (r, c) array with any strides into dst in C order (r, c).
 template <typename S>
-void copy_2d(const py::array& src_any, S* dst, const std::string& name, bool check_finite) {
+void copy_2d(const py::array& src_any, S* dst, const Name& name, bool check_finite) {
   const py::array src = element_strided<S>(src_any);
   const py::ssize_t r = src.shape(0), c = src.shape(1);
   const py::ssize_t s0 = src.strides(0) / py::ssize_t(sizeof(S)),

@@ -32,16 +32,13 @@ py::dict as_dict(py::handle obj, const char* name) {
   return py::reinterpret_borrow<py::dict>(obj);
 }
 
-py::array get_param(const py::dict& p, const char* key, const char* dict_name = "parameters") {
-  py::str k(key);
-  if (!p.contains(k))
-    throw py::key_error(std::string(dict_name) + " is missing the key '" + key + "'");
-  return as_array<S>(p[k], std::string(dict_name) + "['" + key + "']");
+py::array get_param(const py::dict& p, const char* key) {
+  return dict_array<S>(p, key, "parameters");
 }
 
 // A parameter as an aligned C-contiguous block (see Aligned), checked finite.
 using Contig = Aligned<S>;
-Contig contiguous(const py::array& a, const std::string& name) {
+Contig contiguous(const py::array& a, const Name& name) {
   Contig c = aligned<S>(a);
   require_finite(c.ptr, Index(a.size()), name);
   return c;
@@ -224,7 +221,7 @@ py::dict course_rnn_backward_own(py::handle da_obj, py::handle x_obj, py::array 
                           false);
 }
 
-py::tuple cache_tuple(py::handle cache, size_t n, const std::string& name) {
+py::tuple cache_tuple(py::handle cache, size_t n, const Name& name) {
   if (!py::isinstance<py::tuple>(cache) && !py::isinstance<py::list>(cache))
     throw py::type_error(name + " must be a tuple of " + std::to_string(n) + " entries");
   py::tuple c = py::tuple(py::reinterpret_borrow<py::object>(cache));
@@ -330,8 +327,7 @@ LstmParams lstm_params(py::handle obj, ssize n_x, bool with_head) {
   r.b.resize(size_t(4 * H));
   AlignedVec<S> w(size_t(H * (H + n_x)));
   for (int k = 0; k < 4; ++k) {
-    const std::string wn = std::string("parameters['") + kGateW[k] + "']";
-    const std::string bn = std::string("parameters['") + kGateB[k] + "']";
+    const Name wn("parameters", kGateW[k]), bn("parameters", kGateB[k]);
     py::array wk = get_param(p, kGateW[k]);
     require_shape(wk, wn, {H, H + n_x}, "(n_a, n_a + n_x)");
     copy_2d<S>(wk, w.data(), wn, true);

@@ -48,11 +48,7 @@ std::vector<std::int64_t> indices(py::handle obj, const char* name, bool allow_n
   return out;
 }
 
-py::array param(const py::dict& p, const char* key) {
-  py::str k(key);
-  if (!p.contains(k)) throw py::key_error(std::string("parameters is missing the key '") + key + "'");
-  return as_array<S>(p[k], std::string("parameters['") + key + "']");
-}
+py::array param(const py::dict& p, const char* key) { return dict_array<S>(p, key, "parameters"); }
 
 struct Params {
   CharRnnParams<S> view;
@@ -60,7 +56,7 @@ struct Params {
   Aligned<S> keep[5];              // aligned contiguous views or copies of them
 };
 
-const S* contiguous_ptr(Aligned<S>& slot, const py::array& a, const std::string& name) {
+const S* contiguous_ptr(Aligned<S>& slot, const py::array& a, const Name& name) {
   slot = aligned<S>(a);
   require_finite(slot.ptr, Index(a.size()), name);
   return slot.ptr;

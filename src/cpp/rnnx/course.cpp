@@ -15,17 +15,19 @@ void softmax_steps(Index T, Index B, Index V, S* y) {
   // exp(z) underflows to 0 exactly when z < log(smallest subnormal) (about -745 in double).
   static const S underflow = std::log(std::numeric_limits<S>::denorm_min());
   for (Index t = 0; t < T; ++t) {
-    MapMat<S> Yt(y + t * B * V, B, V);
+    S* yt = y + t * B * V;
+    MapMat<S> Yt(yt, B, V);
     const S shift = Yt.maxCoeff();
+    // The course shifts the whole (B x V) block by its max: one contiguous SIMD pass.
+    MapArr<S> all(yt, B * V);
+    // A row whose max lies ~745 below the block's underflows to all zeros, where the
+    // course returns 0/0 = NaN; such a row is shifted by its own max instead.
     for (Index j = 0; j < B; ++j) {
-      auto row = Yt.row(j).array();
-      // The course shifts by the block's max. Where that underflows a whole row to 0
-      // (its max lies more than ~745 below the block's), the course returns 0/0 = NaN;
-      // shifting that row by its own max gives the softmax instead.
-      const S row_max = row.maxCoeff();
-      row = (row - (row_max - shift > underflow ? shift : row_max)).exp();
-      row /= row.sum();
+      const S row_max = Yt.row(j).maxCoeff();
+      if (!(row_max - shift > underflow)) Yt.row(j).array() += shift - row_max;
     }
+    all = (all - shift).exp();
+    for (Index j = 0; j < B; ++j) Yt.row(j) /= Yt.row(j).sum();
   }
 }
 
@@ -66,7 +68,7 @@ S char_rnn_forward(const CharRnnParams<S>& p, Index T, const std::int64_t* X,
     matmul<false>(at, A.row(t), Waa.transpose());
     if (X[t] >= 0) at += Wax.col(X[t]).transpose();  // W_ax x_t for a one-hot x_t
     at += b;
-    tanh_to(at.array(), at.array());
+    apply(Tanh(), at.data(), at.data(), H);
   }
   dense_head<S>(T, H, V, a_all + H, p.wya, p.by, y_hat);
   softmax_steps<S>(T, 1, V, y_hat);
@@ -125,7 +127,7 @@ std::vector<std::int64_t> char_rnn_sample(const CharRnnParams<S>& p, std::int64_
     matmul<false>(a_next, a, Waa.transpose());
     if (idx >= 0) a_next += Wax.col(idx).transpose();
     a_next += b;
-    tanh_to(a_next.array(), a_next.array());
+    apply(Tanh(), a_next.data(), a_next.data(), H);
     matmul<false>(y, a_next, Wya.transpose());
     y += by;
     softmax_steps<S>(1, 1, V, y.data());

@@ -55,27 +55,17 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
         a = G.block(t * B, q * H + u.j0, B, u.c);
         matmul<true>(a, hprev, Whh.middleRows(q * H + u.j0, u.c).transpose());
       }
-      MapArr<S> i(sc, n), f(sc + n, n), g(sc + 2 * n, n), o(sc + 3 * n, n);
-      sigmoid_to(i, i);
-      sigmoid_to(f, f);
-      tanh_to(g, g);
-      sigmoid_to(o, o);
+      apply(Sigmoid(), sc, sc, 2 * n);  // i, f
+      apply(Tanh(), sc + 2 * n, sc + 2 * n, n);  // g
+      apply(Sigmoid(), sc + 3 * n, sc + 3 * n, n);  // o
       for (Index q = 0; q < 4; ++q)
         G.block(t * B, q * H + u.j0, B, u.c) = MapMat<S>(sc + q * n, B, u.c);
-      auto cell = [](auto&& i, auto&& f, auto&& g, auto&& o, auto&& cp, auto&& ct, auto&& ht) {
-        ct = f * cp + i * g;  // c_t = f*c_{t-1} + i*g
-        tanh_to(ht, ct);
-        ht *= o;  // h_t = o*tanh(c_t)
-      };
-      if (u.c == H) {  // whole rows: contiguous runs of B*H
-        cell(i, f, g, o, MapArr<S>(c_all + t * B * H, n), MapArr<S>(c_all + (t + 1) * B * H, n),
-             MapArr<S>(h_all + (t + 1) * B * H, n));
-      } else {
-        auto blk = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
-        cell(blk(0), blk(1), blk(2), blk(3), Call.block(t * B, u.j0, B, u.c).array(),
-             Call.block((t + 1) * B, u.j0, B, u.c).array(),
-             Hall.block((t + 1) * B, u.j0, B, u.c).array());
-      }
+      auto gate = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
+      auto ct = Call.block((t + 1) * B, u.j0, B, u.c);
+      auto ht = Hall.block((t + 1) * B, u.j0, B, u.c);
+      ct.array() = gate(1) * Call.block(t * B, u.j0, B, u.c).array() + gate(0) * gate(2);
+      apply_block(Tanh(), ct, ht);  // h_t = o*tanh(c_t)
+      ht.array() *= gate(3);
     }, par);
   }
 }
@@ -112,11 +102,12 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
       S* sc = scratch.data() + k * per_task;
       for (Index q = 0; q < 4; ++q)
         MapMat<S>(sc + q * n, B, u.c) = G.block(t * B, q * H + u.j0, B, u.c);
+      // tanh(c_t) of the task's units into scratch block 8
+      apply_rows(Tanh(), c + t * B * H + u.j0, H, sc + 8 * n, u.c, B, u.c);
       auto step = [](auto&& i, auto&& f, auto&& g, auto&& o, auto&& di, auto&& df, auto&& dg,
-                     auto&& d_o, auto&& tc, auto&& c, auto&& cp, auto&& dh, auto&& dc) {
+                     auto&& d_o, auto&& tc, auto&& cp, auto&& dh, auto&& dc) {
         using T_ = typename std::decay_t<decltype(i)>::Scalar;
         const T_ one(1);
-        tanh_to(tc, c);
         // h = o*tanh(c):  dL/do = dh*tanh(c);  dL/dc += dh*o*(1 - tanh(c)^2)
         d_o = dh * tc * o * (one - o);  // σ'(a) = σ(1-σ)
         dc += dh * o * (one - tc.square());
@@ -129,13 +120,12 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
       if (u.c == H) {
         auto a = [&](Index q) { return MapArr<S>(sc + q * n, n); };
         step(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8),
-             MapConstArr<S>(c + t * B * H, n), MapConstArr<S>(c_prev + t * B * H, n),
-             MapArr<S>(dh0, n), MapArr<S>(dc0, n));
+             MapConstArr<S>(c_prev + t * B * H, n), MapArr<S>(dh0, n), MapArr<S>(dc0, n));
       } else {
         auto a = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
         step(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8),
-             C.block(t * B, u.j0, B, u.c).array(), Cprev.block(t * B, u.j0, B, u.c).array(),
-             dHu.array(), dC.middleCols(u.j0, u.c).array());
+             Cprev.block(t * B, u.j0, B, u.c).array(), dHu.array(),
+             dC.middleCols(u.j0, u.c).array());
       }
       for (Index q = 0; q < 4; ++q)
         dG.block(t * B, q * H + u.j0, B, u.c) = MapMat<S>(sc + (4 + q) * n, B, u.c);

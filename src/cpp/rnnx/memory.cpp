@@ -8,49 +8,33 @@
 namespace rnnx {
 namespace {
 
-constexpr std::size_t kCacheMin = std::size_t(256) << 10;  // blocks this size and up are cached
-constexpr std::size_t kCacheMax = std::size_t(64) << 20;   // total bytes the cache may hold
+constexpr std::size_t kLarge = std::size_t(256) << 10;    // blocks this size and up: best fit
+constexpr std::size_t kLargeMax = std::size_t(64) << 20;  // total bytes of large blocks kept
+constexpr int kClasses = 13;                              // small blocks: 64 B .. 128 KiB
+constexpr std::size_t kPerClass = 32;                     // free small blocks kept per class
 
-// Each block is preceded by a header of kAlign bytes that records its usable size.
-struct Header {
-  std::size_t bytes;
-};
+// Each block is preceded by kAlign bytes whose last 8 record its usable size.
+std::size_t& size_of(void* user) { return static_cast<std::size_t*>(user)[-1]; }
 
 struct Cache {
   std::mutex mutex;
-  std::vector<void*> blocks;  // user pointers of free blocks
-  std::size_t held = 0;
+  std::vector<void*> small[kClasses];  // free blocks of 64 << c bytes
+  std::vector<void*> large;            // free large blocks, oldest first
+  std::size_t large_held = 0;
 };
 
 Cache& cache() {
-  static Cache* c = new Cache();  // never destroyed (used until the process ends)
+  static Cache* c = new Cache();  // never destroyed: blocks may be released until exit
   return *c;
 }
 
-std::size_t& size_of(void* user) { return (static_cast<Header*>(user))[-1].bytes; }
+int size_class(std::size_t bytes) {
+  int c = 0;
+  while ((std::size_t(64) << c) < bytes) ++c;
+  return c;
+}
 
-}  // namespace
-
-void* aligned_allocate(std::size_t bytes) {
-  bytes = (bytes + kAlign - 1) / kAlign * kAlign;
-  if (bytes == 0) bytes = kAlign;
-  if (bytes >= kCacheMin) {
-    Cache& c = cache();
-    std::lock_guard<std::mutex> lock(c.mutex);
-    std::size_t best = c.blocks.size();
-    for (std::size_t i = 0; i < c.blocks.size(); ++i) {
-      const std::size_t have = size_of(c.blocks[i]);
-      if (have >= bytes && have <= 2 * bytes &&
-          (best == c.blocks.size() || have < size_of(c.blocks[best])))
-        best = i;
-    }
-    if (best != c.blocks.size()) {
-      void* p = c.blocks[best];
-      c.held -= size_of(p);
-      c.blocks.erase(c.blocks.begin() + std::ptrdiff_t(best));
-      return p;
-    }
-  }
+void* fresh(std::size_t bytes) {
   char* raw = static_cast<char*>(std::aligned_alloc(kAlign, bytes + kAlign));
   if (!raw) throw std::bad_alloc();
   void* user = raw + kAlign;
@@ -58,23 +42,77 @@ void* aligned_allocate(std::size_t bytes) {
   return user;
 }
 
+void destroy(void* user) { std::free(static_cast<char*>(user) - kAlign); }
+
+}  // namespace
+
+void* aligned_allocate(std::size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  Cache& c = cache();
+  if (bytes < kLarge) {
+    const int k = size_class(bytes);
+    {
+      std::lock_guard<std::mutex> lock(c.mutex);
+      if (!c.small[k].empty()) {
+        void* p = c.small[k].back();
+        c.small[k].pop_back();
+        return p;
+      }
+    }
+    return fresh(std::size_t(64) << k);
+  }
+  bytes = (bytes + kAlign - 1) / kAlign * kAlign;
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    std::size_t best = c.large.size();
+    for (std::size_t i = 0; i < c.large.size(); ++i) {
+      const std::size_t have = size_of(c.large[i]);
+      if (have >= bytes && have <= 2 * bytes &&
+          (best == c.large.size() || have < size_of(c.large[best])))
+        best = i;
+    }
+    if (best != c.large.size()) {
+      void* p = c.large[best];
+      c.large_held -= size_of(p);
+      c.large.erase(c.large.begin() + std::ptrdiff_t(best));
+      return p;
+    }
+  }
+  return fresh(bytes);
+}
+
 void aligned_release(void* p) noexcept {
   if (!p) return;
+  Cache& c = cache();
   const std::size_t bytes = size_of(p);
-  if (bytes >= kCacheMin && bytes <= kCacheMax) {
-    Cache& c = cache();
-    std::lock_guard<std::mutex> lock(c.mutex);
-    while (c.held + bytes > kCacheMax && !c.blocks.empty()) {  // evict the oldest
-      void* old = c.blocks.front();
-      c.held -= size_of(old);
-      c.blocks.erase(c.blocks.begin());
-      std::free(static_cast<char*>(old) - kAlign);
+  std::lock_guard<std::mutex> lock(c.mutex);
+  if (bytes < kLarge) {
+    auto& list = c.small[size_class(bytes)];
+    if (list.size() < kPerClass) {
+      try {
+        list.push_back(p);
+        return;
+      } catch (...) {  // no memory for the list: just free the block
+      }
     }
-    c.blocks.push_back(p);
-    c.held += bytes;
+    destroy(p);
     return;
   }
-  std::free(static_cast<char*>(p) - kAlign);
+  if (bytes > kLargeMax) {
+    destroy(p);
+    return;
+  }
+  while (c.large_held + bytes > kLargeMax && !c.large.empty()) {  // evict the oldest
+    c.large_held -= size_of(c.large.front());
+    destroy(c.large.front());
+    c.large.erase(c.large.begin());
+  }
+  try {
+    c.large.push_back(p);
+    c.large_held += bytes;
+  } catch (...) {
+    destroy(p);
+  }
 }
 
 }  // namespace rnnx

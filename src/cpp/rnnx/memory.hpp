@@ -1,9 +1,11 @@
-// Aligned memory for the kernels' buffers, with a small cache of large blocks.
+// Aligned memory for the kernels' buffers, with a cache of freed blocks.
 //
 // A call at realistic sizes allocates tens of MB of workspace and outputs. Fresh large
 // allocations come from the OS as untouched pages, and faulting them in costs as much
-// as a good part of the arithmetic; so freed blocks of 256 KiB and more are kept (up to
-// 64 MiB in all) and handed out again to the next request they fit.
+// as a good part of the arithmetic; at the course's sizes the allocator's own work is a
+// visible share of a call. So freed blocks are kept and handed out again: small ones in
+// power-of-two classes (32 per class), large ones (256 KiB and up) by best fit, up to
+// 64 MiB in all.
 #pragma once
 
 #include <cstddef>

@@ -20,14 +20,14 @@ struct Rows {
   Rows(Index k, Index R) : r0(k * kRowsPerTask), n(std::min(kRowsPerTask, R - k * kRowsPerTask)) {}
 };
 
-// h = f(z) in place.
-template <typename A>
-void activate(Nonlinearity f, A&& z) {
-  using S = typename std::decay_t<A>::Scalar;
+// h = f(z) in place on a block of a row-major matrix.
+template <typename Blk>
+void activate(Nonlinearity f, Blk&& z) {
+  using S = typename std::decay_t<Blk>::Scalar;
   if (f == Nonlinearity::Tanh)
-    tanh_to(z, z);
+    apply_block(Tanh(), z, z);
   else
-    z = z.max(S(0));
+    z = z.cwiseMax(S(0));
 }
 
 // dz *= f'(z), written with h = f(z): tanh'(z) = 1 - h^2, relu'(z) = [h > 0].
@@ -67,10 +67,7 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
       const Units u(k, H);
       auto zt = Z.block(t * B, u.j0, B, u.c);
       matmul<true>(zt, Hall.middleRows(t * B, B), Whh.middleRows(u.j0, u.c).transpose());
-      if (u.c == H)  // one task holds whole rows: a contiguous (B*H) run, SIMD even for tiny H
-        activate(f, MapArr<S>(zt.data(), B * H));
-      else
-        activate(f, zt.array());
+      activate(f, zt);
     }, par);
   }
 }
