@@ -27,7 +27,7 @@ class LazyList(list):
     __slots__ = ("_length", "_build", "payload", "pristine")
 
     def __init__(self, length, build, payload=None):
-        super().__init__()
+        # (list.__init__ is not called: the list starts empty and _fill extends it)
         self._length = length
         self._build = build
         self.payload = payload

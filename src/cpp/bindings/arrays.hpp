@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -50,6 +51,11 @@ inline py::handle key_str(const char* s) {
   if (!o) throw py::error_already_set();
   cache.emplace(s, o);
   return o;
+}
+
+// d[key] = value with an interned key.
+inline void dict_set(py::dict& d, const char* key, py::handle value) {
+  if (PyDict_SetItem(d.ptr(), key_str(key).ptr(), value.ptr()) != 0) throw py::error_already_set();
 }
 
 // d[key] as an ndarray of dtype S; KeyError naming dict_name and key when it is missing.
@@ -97,12 +103,24 @@ py::array dict_array(const py::dict& d, const char* key, const char* dict_name) 
   return as_array<S>(v, Name(dict_name, key));
 }
 
+inline void require_shape(const py::array& a, const Name& name, const Shape& shape,
+                          const char* dims);
 // Raise ValueError unless a has exactly the given shape; `dims` names the dimensions,
 // e.g. "(n_a, m)".
+inline void require_shape(const py::array& a, const Name& name,
+                          std::initializer_list<py::ssize_t> shape, const char* dims) {
+  bool ok = a.ndim() == py::ssize_t(shape.size());
+  py::ssize_t i = 0;
+  for (auto it = shape.begin(); ok && it != shape.end(); ++it, ++i) ok = a.shape(i) == *it;
+  if (!ok)
+    throw py::value_error(name + " must have shape " + dims + " = " + shape_str(Shape(shape)) +
+                          ", got " + shape_str(a));
+}
+
 inline void require_shape(const py::array& a, const Name& name, const Shape& shape,
                           const char* dims) {
   bool ok = a.ndim() == py::ssize_t(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(py::ssize_t(i)) == shape[i];
   if (!ok)
     throw py::value_error(name + " must have shape " + dims + " = " + shape_str(shape) + ", got " +
                           shape_str(a));
@@ -144,6 +162,23 @@ py::array_t<S> empty(const Shape& shape) {
   S* data = AlignedAllocator<S>().allocate(size_t(n));
   py::capsule owner(data, [](void* p) { aligned_release(p); });
   return py::array_t<S>(shape, data, owner);
+}
+
+// A fresh aligned buffer of n elements seen through one array of the given shape and
+// element strides (e.g. a time-major buffer shown in the course's layout), without a
+// second array object for the view.
+template <typename S>
+struct Strided {
+  py::array array;
+  S* data;
+};
+template <typename S>
+Strided<S> empty_strided(const Shape& shape, const Shape& elem_strides, py::ssize_t n) {
+  S* data = AlignedAllocator<S>().allocate(size_t(n));
+  py::capsule owner(data, [](void* p) { aligned_release(p); });
+  Shape bytes(elem_strides.size());
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = elem_strides[i] * py::ssize_t(sizeof(S));
+  return {py::array(py::dtype::of<S>(), shape, bytes, data, owner), data};
 }
 
 // An input's data as a C-contiguous, kAlign-aligned block: the array's own memory when

@@ -57,14 +57,16 @@ py::array step_arg(py::handle obj, const char* name, const char* dims) {
 }
 
 // Course layout views of time-major buffers.
-// buf (T, m, n) at ptr  ->  (n, m, T) view
-py::array seq_view(const py::array& base, const S* ptr, ssize T, ssize m, ssize n) {
-  return view<S>(base, ptr, {n, m, T}, {1, n, m * n});
-}
 // buf (m, n) at ptr  ->  (n, m) view; `stride` is the row stride of the buffer
 py::array step_view(const py::array& base, const S* ptr, ssize m, ssize n, ssize stride) {
   return view<S>(base, ptr, {n, m}, {1, stride});
 }
+// A new time-major (T, m, n) buffer shown as the course's (n, m, T), or (n, m) for a step.
+Strided<S> course_out(ssize T, ssize m, ssize n, bool step) {
+  if (step) return empty_strided<S>({n, m}, {1, n}, m * n);
+  return empty_strided<S>({n, m, T}, {1, n, m * n}, T * m * n);
+}
+
 py::array column(const AlignedVec<S>& v, ssize offset, ssize n) {
   py::array_t<S> out({n, ssize(1)});
   std::copy(v.begin() + offset, v.begin() + offset + n, out.mutable_data());
@@ -109,16 +111,16 @@ RnnParams rnn_params(py::handle obj, ssize n_x, bool with_head) {
 }
 
 // Forward over a time-major input x_tm (T, m, n_x) from a_prev (n_a, m).
-// Returns (h_all (T+1, m, n_a), y (T, m, n_y)).
+// Returns (h_all (T+1, m, n_a), y in the course's layout).
 std::pair<py::array, py::array> rnn_run_forward(const RnnParams& p, const AlignedVec<S>& x_tm,
                                                 ssize T, ssize m, const py::array& a_prev,
-                                                const char* a_prev_name) {
+                                                const char* a_prev_name, bool step) {
   require_shape(a_prev, a_prev_name, {p.n_a, m}, "(n_a, m)");
   auto h_all = empty<S>({T + 1, m, p.n_a});
-  auto y = empty<S>({T, m, p.n_y});
+  Strided<S> y = course_out(T, m, p.n_y, step);
   transpose_2d<S>(a_prev, h_all.mutable_data(), a_prev_name, true);
   S* h = h_all.mutable_data();
-  S* yp = y.mutable_data();
+  S* yp = y.data;
   {
     py::gil_scoped_release release;
     const SeqDims d{T, m, p.n_x, p.n_a};
@@ -126,7 +128,7 @@ std::pair<py::array, py::array> rnn_run_forward(const RnnParams& p, const Aligne
     dense_head<S>(T * m, p.n_a, p.n_y, h + m * p.n_a, p.wya.ptr, p.by.ptr, yp);
     softmax_steps<S>(T, m, p.n_y, yp);
   }
-  return {h_all, y};
+  return {h_all, y.array};
 }
 
 // rnn_forward(x, a0, parameters) -> (a, y_pred, h_all)
@@ -137,11 +139,10 @@ py::tuple course_rnn_forward(py::handle x_obj, py::handle a0_obj, py::handle par
   py::array a0 = step_arg(a0_obj, "a0", "(n_a, m)");
   AlignedVec<S> x_tm(size_t(T * m * n_x));
   to_time_major<S>(x, x_tm.data(), T, "x", true);
-  auto [h_all, y] = rnn_run_forward(p, x_tm, T, m, a0, "a0");
+  auto [h_all, y] = rnn_run_forward(p, x_tm, T, m, a0, "a0", false);
   const S* h = static_cast<const S*>(h_all.data());
   // `a` is the user's to change: a copy, as the course's is, not a view of h_all.
-  return py::make_tuple(from_time_major<S>(h + m * p.n_a, T, m, p.n_a),
-                        seq_view(y, static_cast<const S*>(y.data()), T, m, p.n_y), h_all);
+  return py::make_tuple(from_time_major<S>(h + m * p.n_a, T, m, p.n_a), y, h_all);
 }
 
 // rnn_cell_forward(xt, a_prev, parameters) -> (a_next, yt_pred)
@@ -152,10 +153,9 @@ py::tuple course_rnn_cell_forward(py::handle xt_obj, py::handle a_prev_obj, py::
   py::array a_prev = step_arg(a_prev_obj, "a_prev", "(n_a, m)");
   AlignedVec<S> x_tm(size_t(m * n_x));
   transpose_2d<S>(xt, x_tm.data(), "xt", true);
-  auto [h_all, y] = rnn_run_forward(p, x_tm, 1, m, a_prev, "a_prev");
+  auto [h_all, y] = rnn_run_forward(p, x_tm, 1, m, a_prev, "a_prev", true);
   const S* h = static_cast<const S*>(h_all.data());
-  return py::make_tuple(step_view(h_all, h + m * p.n_a, m, p.n_a, p.n_a),
-                        step_view(y, static_cast<const S*>(y.data()), m, p.n_y, p.n_y));
+  return py::make_tuple(step_view(h_all, h + m * p.n_a, m, p.n_a, p.n_a), y);
 }
 
 // Backward through time from time-major buffers; da_tm (T, m, n_a).
@@ -164,10 +164,9 @@ py::dict rnn_run_backward(const RnnParams& p, ssize T, ssize m, const S* x_tm, c
                           const S* h_prev, const S* da_tm, const char* dx_key,
                           const char* da0_key, bool step) {
   const ssize n_a = p.n_a, n_x = p.n_x;
-  auto dx = empty<S>({T, m, n_x});
-  auto da0 = empty<S>({m, n_a});
-  py::array_t<S> dwax({n_a, n_x}), dwaa({n_a, n_a}), dba({n_a, ssize(1)});
-  S *dxp = dx.mutable_data(), *da0p = da0.mutable_data(), *dwaxp = dwax.mutable_data(),
+  Strided<S> dx = course_out(T, m, n_x, step), da0 = course_out(1, m, n_a, true);
+  py::array_t<S> dwax = empty<S>({n_a, n_x}), dwaa = empty<S>({n_a, n_a}), dba = empty<S>({n_a, ssize(1)});
+  S *dxp = dx.data, *da0p = da0.data, *dwaxp = dwax.mutable_data(),
     *dwaap = dwaa.mutable_data(), *dbap = dba.mutable_data();
   {
     py::gil_scoped_release release;
@@ -176,11 +175,11 @@ py::dict rnn_run_backward(const RnnParams& p, ssize T, ssize m, const S* x_tm, c
                     h_prev, da_tm, nullptr, dz.data(), dxp, da0p, dwaxp, dwaap, dbap);
   }
   py::dict g;
-  g[dx_key] = step ? step_view(dx, dxp, m, n_x, n_x) : seq_view(dx, dxp, T, m, n_x);
-  g[da0_key] = step_view(da0, da0p, m, n_a, n_a);
-  g["dWax"] = dwax;
-  g["dWaa"] = dwaa;
-  g["dba"] = dba;
+  dict_set(g, dx_key, dx.array);
+  dict_set(g, da0_key, da0.array);
+  dict_set(g, "dWax", dwax);
+  dict_set(g, "dWaa", dwaa);
+  dict_set(g, "dba", dba);
   return g;
 }
 
@@ -307,6 +306,8 @@ py::dict course_rnn_cell_backward(py::handle da_obj, py::handle cache_obj) {
 
 constexpr const char* kGateW[4] = {"Wi", "Wf", "Wc", "Wo"};
 constexpr const char* kGateB[4] = {"bi", "bf", "bc", "bo"};
+constexpr const char* kGradW[4] = {"dWi", "dWf", "dWc", "dWo"};
+constexpr const char* kGradB[4] = {"dbi", "dbf", "dbc", "dbo"};
 
 struct LstmParams {
   ssize n_a, n_x, n_y;
@@ -353,16 +354,17 @@ LstmParams lstm_params(py::handle obj, ssize n_x, bool with_head) {
 }
 
 struct LstmOut {
-  py::array_t<S> h_all, c_all, gates, y;
+  py::array_t<S> h_all, c_all, gates;
+  Strided<S> y;
 };
 
 LstmOut lstm_run_forward(const LstmParams& p, const AlignedVec<S>& x_tm, ssize T, ssize m,
                          const py::array& a_prev, const char* a_name, const py::array* c_prev,
-                         const char* c_name) {
+                         const char* c_name, bool step) {
   const ssize H = p.n_a;
   require_shape(a_prev, a_name, {H, m}, "(n_a, m)");
   LstmOut o{empty<S>({T + 1, m, H}), empty<S>({T + 1, m, H}), empty<S>({T, m, 4 * H}),
-            empty<S>({T, m, p.n_y})};
+            course_out(T, m, p.n_y, step)};
   transpose_2d<S>(a_prev, o.h_all.mutable_data(), a_name, true);
   if (c_prev) {
     require_shape(*c_prev, c_name, {H, m}, "(n_a, m)");
@@ -371,7 +373,7 @@ LstmOut lstm_run_forward(const LstmParams& p, const AlignedVec<S>& x_tm, ssize T
     std::fill_n(o.c_all.mutable_data(), m * H, S(0));
   }
   S *h = o.h_all.mutable_data(), *c = o.c_all.mutable_data(), *g = o.gates.mutable_data(),
-    *y = o.y.mutable_data();
+    *y = o.y.data;
   {
     py::gil_scoped_release release;
     lstm_forward<S>(SeqDims{T, m, p.n_x, H}, x_tm.data(), p.w_ih.data(), p.w_hh.data(),
@@ -390,10 +392,10 @@ py::tuple course_lstm_forward(py::handle x_obj, py::handle a0_obj, py::handle pa
   py::array a0 = step_arg(a0_obj, "a0", "(n_a, m)");
   AlignedVec<S> x_tm(size_t(T * m * n_x));
   to_time_major<S>(x, x_tm.data(), T, "x", true);
-  LstmOut o = lstm_run_forward(p, x_tm, T, m, a0, "a0", nullptr, nullptr);
+  LstmOut o = lstm_run_forward(p, x_tm, T, m, a0, "a0", nullptr, nullptr, false);
   const ssize H = p.n_a;
   return py::make_tuple(from_time_major<S>(o.h_all.data() + m * H, T, m, H),
-                        seq_view(o.y, o.y.data(), T, m, p.n_y),
+                        o.y.array,
                         from_time_major<S>(o.c_all.data() + m * H, T, m, H), o.h_all, o.c_all,
                         o.gates);
 }
@@ -408,12 +410,12 @@ py::tuple course_lstm_cell_forward(py::handle xt_obj, py::handle a_obj, py::hand
   py::array c_prev = step_arg(c_obj, "c_prev", "(n_a, m)");
   AlignedVec<S> x_tm(size_t(m * n_x));
   transpose_2d<S>(xt, x_tm.data(), "xt", true);
-  LstmOut o = lstm_run_forward(p, x_tm, 1, m, a_prev, "a_prev", &c_prev, "c_prev");
+  LstmOut o = lstm_run_forward(p, x_tm, 1, m, a_prev, "a_prev", &c_prev, "c_prev", true);
   const ssize H = p.n_a;
   const S* g = o.gates.data();
   return py::make_tuple(step_view(o.h_all, o.h_all.data() + m * H, m, H, H),
                         step_view(o.c_all, o.c_all.data() + m * H, m, H, H),
-                        step_view(o.y, o.y.data(), m, p.n_y, p.n_y),
+                        o.y.array,
                         step_view(o.gates, g + H, m, H, 4 * H),      // ft
                         step_view(o.gates, g, m, H, 4 * H),          // it
                         step_view(o.gates, g + 2 * H, m, H, 4 * H),  // cct
@@ -425,11 +427,10 @@ py::dict lstm_run_backward(const LstmParams& p, ssize T, ssize m, const S* x_tm,
                            const S* h_prev, const S* c, const S* c_prev, const S* da_tm,
                            const S* dc_last, bool step) {
   const ssize H = p.n_a, n_x = p.n_x;
-  auto dx = empty<S>({T, m, n_x});
-  auto da0 = empty<S>({m, H});
-  auto dc0 = empty<S>({m, H});
+  Strided<S> dx = course_out(T, m, n_x, step), da0 = course_out(1, m, H, true),
+             dc0 = course_out(1, m, H, true);
   AlignedVec<S> dw_ih(size_t(4 * H * n_x)), dw_hh(size_t(4 * H * H)), db(size_t(4 * H));
-  S *dxp = dx.mutable_data(), *da0p = da0.mutable_data(), *dc0p = dc0.mutable_data();
+  S *dxp = dx.data, *da0p = da0.data, *dc0p = dc0.data;
   {
     py::gil_scoped_release release;
     AlignedVec<S> dgates(size_t(T * m * 4 * H));
@@ -438,9 +439,9 @@ py::dict lstm_run_backward(const LstmParams& p, ssize T, ssize m, const S* x_tm,
                      dw_ih.data(), dw_hh.data(), db.data());
   }
   py::dict g;
-  g[step ? "dxt" : "dx"] = step ? step_view(dx, dxp, m, n_x, n_x) : seq_view(dx, dxp, T, m, n_x);
-  g[step ? "da_prev" : "da0"] = step_view(da0, da0p, m, H, H);
-  if (step) g["dc_prev"] = step_view(dc0, dc0p, m, H, H);
+  dict_set(g, step ? "dxt" : "dx", dx.array);
+  dict_set(g, step ? "da_prev" : "da0", da0.array);
+  if (step) dict_set(g, "dc_prev", dc0.array);
   // Unpack per course gate: dW* = [dW_hh rows | dW_ih rows] (n_a, n_a + n_x), db* (n_a, 1).
   const int order[4] = {1, 0, 2, 3};  // the course lists f, i, c, o
   for (int k : order) {
@@ -450,8 +451,8 @@ py::dict lstm_run_backward(const LstmParams& p, ssize T, ssize m, const S* x_tm,
       std::copy_n(&dw_hh[size_t((k * H + i) * H)], H, out + i * (H + n_x));
       std::copy_n(&dw_ih[size_t((k * H + i) * n_x)], n_x, out + i * (H + n_x) + H);
     }
-    g[py::str(std::string("d") + kGateW[k])] = dw;
-    g[py::str(std::string("d") + kGateB[k])] = column(db, k * H, H);
+    dict_set(g, kGradW[k], dw);
+    dict_set(g, kGradB[k], column(db, k * H, H));
   }
   return g;
 }

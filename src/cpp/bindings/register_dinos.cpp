@@ -136,9 +136,8 @@ Grads run_backward(const Params& P, const std::vector<std::int64_t>& X,
                    const std::vector<std::int64_t>& Y, const S* a, const S* a_prev,
                    const S* y_hat) {
   const ssize T = ssize(X.size()), H = P.view.H, V = P.view.V;
-  Grads g{py::array_t<S>({H, V}), py::array_t<S>({H, H}), py::array_t<S>({V, H}),
-          py::array_t<S>({H, ssize(1)}), py::array_t<S>({V, ssize(1)}),
-          py::array_t<S>({H, ssize(1)})};
+  Grads g{empty<S>({H, V}), empty<S>({H, H}), empty<S>({V, H}), empty<S>({H, ssize(1)}),
+          empty<S>({V, ssize(1)}), empty<S>({H, ssize(1)})};
   S *dwax = g.dwax.mutable_data(), *dwaa = g.dwaa.mutable_data(), *dwya = g.dwya.mutable_data(),
     *db = g.db.mutable_data(), *dby = g.dby.mutable_data(), *dan = g.da_next.mutable_data();
   {
@@ -173,12 +172,12 @@ py::dict backward(py::handle X_obj, py::handle Y_obj, py::handle params, py::han
                    y_hat = stacked(y_obj, "cache y_hat", V);
   Grads g = run_backward(P, X, Y, a.ptr, a_prev.ptr, y_hat.ptr);
   py::dict out;
-  out["dWax"] = g.dwax;
-  out["dWaa"] = g.dwaa;
-  out["dWya"] = g.dwya;
-  out["db"] = g.db;
-  out["dby"] = g.dby;
-  out["da_next"] = g.da_next;
+  dict_set(out, "dWax", g.dwax);
+  dict_set(out, "dWaa", g.dwaa);
+  dict_set(out, "dWya", g.dwya);
+  dict_set(out, "db", g.db);
+  dict_set(out, "dby", g.dby);
+  dict_set(out, "da_next", g.da_next);
   return out;
 }
 
@@ -239,11 +238,11 @@ py::tuple optimize(py::handle X_obj, py::handle Y_obj, py::handle a_prev_obj, py
   update_inplace(P.b, g.db.data(), learning_rate);
   update_inplace(P.by, g.dby.data(), learning_rate);
   py::dict grads;
-  grads["dWaa"] = g.dwaa;
-  grads["dWax"] = g.dwax;
-  grads["dWya"] = g.dwya;
-  grads["db"] = g.db;
-  grads["dby"] = g.dby;
+  dict_set(grads, "dWaa", g.dwaa);
+  dict_set(grads, "dWax", g.dwax);
+  dict_set(grads, "dWya", g.dwya);
+  dict_set(grads, "db", g.db);
+  dict_set(grads, "dby", g.dby);
   py::array_t<S> a_last({H, ssize(1)});
   std::copy_n(a_all.data() + T * H, H, a_last.mutable_data());
   return py::make_tuple(loss, grads, a_last);
