@@ -71,7 +71,7 @@ def step_fn(module, cell, x, a0, p, da):
     return run
 
 
-def calibrate(fn, target=0.02):
+def calibrate(fn, target=0.2):
     """Number of calls that take about `target` seconds."""
     n = 1
     while True:

@@ -229,6 +229,17 @@ void to_time_major(const py::array& src_any, S* dst, py::ssize_t T_used, const N
   const S* p = static_cast<const S*>(src.data());
   constexpr py::ssize_t tile = 16;
   bool finite = true;
+  if (n <= tile && T_used <= tile) {  // small: one tile per j, no tiling bookkeeping
+    for (py::ssize_t t = 0; t < T_used; ++t)
+      for (py::ssize_t j = 0; j < m; ++j)
+        for (py::ssize_t i = 0; i < n; ++i) {
+          const S v = p[i * s0 + j * s1 + t * s2];
+          finite &= std::isfinite(v);
+          *dst++ = v;
+        }
+    if (check_finite && !finite) throw py::value_error(name + " contains NaN or infinity");
+    return;
+  }
   for (py::ssize_t j = 0; j < m; ++j)
     for (py::ssize_t t0 = 0; t0 < T_used; t0 += tile)
       for (py::ssize_t i0 = 0; i0 < n; i0 += tile) {

@@ -1,5 +1,6 @@
 #include "rnnx/memory.hpp"
 
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -16,8 +17,23 @@ constexpr std::size_t kPerClass = 32;                     // free small blocks k
 // Each block is preceded by kAlign bytes whose last 8 record its usable size.
 std::size_t& size_of(void* user) { return static_cast<std::size_t*>(user)[-1]; }
 
+// A spin lock: the critical sections are a few loads and stores, and an uncontended
+// atomic exchange costs a fraction of a pthread mutex's lock and unlock.
+class SpinLock {
+ public:
+  void lock() {
+    while (flag_.exchange(true, std::memory_order_acquire))
+      while (flag_.load(std::memory_order_relaxed)) {
+      }
+  }
+  void unlock() { flag_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> flag_{false};
+};
+
 struct Cache {
-  std::mutex mutex;
+  SpinLock mutex;
   std::vector<void*> small[kClasses];  // free blocks of 64 << c bytes
   std::vector<void*> large;            // free large blocks, oldest first
   std::size_t large_held = 0;
@@ -52,7 +68,7 @@ void* aligned_allocate(std::size_t bytes) {
   if (bytes < kLarge) {
     const int k = size_class(bytes);
     {
-      std::lock_guard<std::mutex> lock(c.mutex);
+      std::lock_guard<SpinLock> lock(c.mutex);
       if (!c.small[k].empty()) {
         void* p = c.small[k].back();
         c.small[k].pop_back();
@@ -63,7 +79,7 @@ void* aligned_allocate(std::size_t bytes) {
   }
   bytes = (bytes + kAlign - 1) / kAlign * kAlign;
   {
-    std::lock_guard<std::mutex> lock(c.mutex);
+    std::lock_guard<SpinLock> lock(c.mutex);
     std::size_t best = c.large.size();
     for (std::size_t i = 0; i < c.large.size(); ++i) {
       const std::size_t have = size_of(c.large[i]);
@@ -85,7 +101,7 @@ void aligned_release(void* p) noexcept {
   if (!p) return;
   Cache& c = cache();
   const std::size_t bytes = size_of(p);
-  std::lock_guard<std::mutex> lock(c.mutex);
+  std::lock_guard<SpinLock> lock(c.mutex);
   if (bytes < kLarge) {
     auto& list = c.small[size_class(bytes)];
     if (list.size() < kPerClass) {

@@ -49,8 +49,12 @@ class Pool {
   }
 
   void run(Index n, TaskRef task, bool parallel) {
+    if (n <= 1 || !parallel || threads_ == 1) {
+      for (Index i = 0; i < n; ++i) task(i);
+      return;
+    }
     std::unique_lock<std::mutex> run(run_mutex_, std::try_to_lock);
-    if (n <= 1 || !parallel || threads_ == 1 || !run.owns_lock()) {
+    if (!run.owns_lock()) {  // nested, or another thread's region is running: inline
       for (Index i = 0; i < n; ++i) task(i);
       return;
     }
