@@ -94,6 +94,32 @@ def per_call(fn, n):
     return (time.perf_counter() - t) / n
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def busy_fraction(seconds=1.0):
+    """Share of the CPUs' time spent busy (by any process) over `seconds`, or None."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except OSError:
+        return None
+    return 1 - (i1 - i0) / max(1, t1 - t0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=15)
@@ -102,14 +128,15 @@ def main():
     args = ap.parse_args()
     repeats = 3 if args.quick else max(3, args.repeats)
 
-    load = os.getloadavg()[0]
+    busy = busy_fraction()
     cores = os.cpu_count()
-    print(f"# rnnx {rnnx.__version__} ({rnnx.isa} build) vs rnnx.reference (NumPy {np.__version__})")
-    print(f"# machine: {platform.processor() or platform.machine()}, {cores} cores, "
-          f"Python {platform.python_version()}; median of {repeats} repeats, float64, "
-          "forward + backward, default threads")
-    if load > 0.5:
-        print(f"# WARNING: the machine was busy (1-min load {load:.2f}); ratios may be off")
+    print(f"# rnnx {rnnx.__version__} ({rnnx.isa} build, {rnnx.get_num_threads()} threads) vs "
+          f"rnnx.reference (NumPy {np.__version__})")
+    print(f"# machine: {cpu_name()}, {cores} cores, Python {platform.python_version()}; "
+          f"median of {repeats} repeats, float64, forward + backward, default threads")
+    if busy is not None and busy > 0.15:
+        print(f"# WARNING: the machine was busy before the run ({busy:.0%} of CPU time used by "
+              "other work); ratios may be off")
     print()
     print("| workload | cell | rnnx (ms) | NumPy reference (ms) | speed-up |")
     print("|---|---|---:|---:|---:|")
@@ -129,11 +156,10 @@ def main():
                             "speedup": ms / mf})
             print(f"| {wname} | {cell} | {mf * 1e3:.4f} | {ms * 1e3:.4f} | {ms / mf:.1f}x |",
                   flush=True)
-    if os.getloadavg()[0] > 0.5 + (2 if load > 0.5 else 0):
-        print(f"\n# WARNING: load rose to {os.getloadavg()[0]:.2f} during the run")
     if args.json:
-        meta = {"rnnx": rnnx.__version__, "isa": rnnx.isa, "numpy": np.__version__,
-                "cores": cores, "repeats": repeats, "load_before": load}
+        meta = {"rnnx": rnnx.__version__, "isa": rnnx.isa, "threads": rnnx.get_num_threads(),
+                "numpy": np.__version__, "cpu": cpu_name(), "cores": cores, "repeats": repeats,
+                "busy_before": busy}
         with open(args.json + ".tmp", "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=1)
         os.replace(args.json + ".tmp", args.json)
