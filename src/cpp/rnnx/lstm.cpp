@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/packed_gemm.hpp"
 #include "rnnx/parallel.hpp"
 
 namespace rnnx {
@@ -38,23 +39,38 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
   }, worth_parallel(double(TB) * D * 4 * H / double(n_rows)));
 
   // The time loop: a task owns hidden units [j0, j0+c), i.e. those rows of each gate's
-  // block of W_hh, and computes their four gates, cell and hidden state. The task's
-  // gates go through a contiguous scratch (4 blocks of B x c) so that the activations
-  // run at full SIMD width even when c is smaller than a vector.
-  const Index n_units = ceil_div(H, kUnitsPerTask);
+  // block of W_hh, and computes their four gates, cell and hidden state. The task's rows
+  // of W_hh are copied once per call into one (4c x H) block, so that a step is one GEMM
+  // per task (the shared h_{t-1} is packed once, not once per gate). The gates then go
+  // through a contiguous scratch (4 blocks of B x c) so that the activations run at full
+  // SIMD width even when c is smaller than a vector.
+  const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * 4 * H * H);
-  AlignedVec<S> scratch(size_t(n_units * 4 * B * std::min(H, kUnitsPerTask)));
+  std::vector<PackedLhs<S>> w_tasks;
+  w_tasks.reserve(size_t(n_units));
+  {
+    AlignedVec<S> rows(size_t(4 * cmax * H));
+    for (Index k = 0; k < n_units; ++k) {
+      const Units u(k, H);
+      MapMat<S> Wk(rows.data(), 4 * u.c, H);
+      for (Index q = 0; q < 4; ++q) Wk.middleRows(q * u.c, u.c) = Whh.middleRows(q * H + u.j0, u.c);
+      w_tasks.emplace_back(rows.data(), 4 * u.c, H, H, false);
+    }
+  }
+  const Index work = PackedLhs<S>::work_size(H, B);
+  AlignedVec<S> scratch(size_t(n_units * (8 * B * cmax + work)));
   for (Index t = 0; t < T; ++t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
       const Index n = B * u.c;
-      S* sc = scratch.data() + k * 4 * B * std::min(H, kUnitsPerTask);
-      auto hprev = Hall.middleRows(t * B, B);
-      for (Index q = 0; q < 4; ++q) {  // gate q: columns q*H + [j0, j0+c)
-        MapMat<S> a(sc + q * n, B, u.c);
-        a = G.block(t * B, q * H + u.j0, B, u.c);
-        matmul<true>(a, hprev, Whh.middleRows(q * H + u.j0, u.c).transpose());
-      }
+      S* sc = scratch.data() + k * (8 * B * cmax + work);  // 4 gate blocks, the product, work
+      MapMat<S> prod(sc + 4 * n, B, 4 * u.c);
+      prod.setZero();
+      w_tasks[size_t(k)].multiply_add(h_all + t * B * H, B, H, prod.data(), 4 * u.c,
+                                      sc + 8 * B * cmax);
+      for (Index q = 0; q < 4; ++q)  // gate q: columns q*H + [j0, j0+c) of the step's gates
+        MapMat<S>(sc + q * n, B, u.c) =
+            G.block(t * B, q * H + u.j0, B, u.c) + prod.middleCols(q * u.c, u.c);
       apply(Sigmoid(), sc, sc, 2 * n);  // i, f
       apply(Tanh(), sc + 2 * n, sc + 2 * n, n);  // g
       apply(Sigmoid(), sc + 3 * n, sc + 3 * n, n);  // o
