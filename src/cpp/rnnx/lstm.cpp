@@ -10,17 +10,6 @@
 
 namespace rnnx {
 
-namespace {
-struct Units {
-  Index j0, c;
-  Units(Index k, Index H) : j0(k * kUnitsPerTask), c(std::min(kUnitsPerTask, H - k * kUnitsPerTask)) {}
-};
-struct Rows {
-  Index r0, n;
-  Rows(Index k, Index R) : r0(k * kRowsPerTask), n(std::min(kRowsPerTask, R - k * kRowsPerTask)) {}
-};
-}  // namespace
-
 template <typename S>
 void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* b,
                   S* gates, S* h_all, S* c_all) {

@@ -7,6 +7,7 @@
 // recurrent weights at one step owns it at every step (it stays in that core's cache).
 #pragma once
 
+#include <algorithm>
 #include <type_traits>
 
 #include "rnnx/common.hpp"
@@ -48,6 +49,17 @@ constexpr Index kUnitsPerTask = 64;  // hidden units per task in the time loop
 constexpr Index kRowsPerTask = 256;  // rows of a (T*B x n) matrix per task in whole-sequence GEMMs
 
 inline Index ceil_div(Index a, Index b) { return (a + b - 1) / b; }
+
+// Task k of the time loop: hidden units [j0, j0 + c) of H.
+struct Units {
+  Index j0, c;
+  Units(Index k, Index H) : j0(k * kUnitsPerTask), c(std::min(kUnitsPerTask, H - j0)) {}
+};
+// Task k of a whole-sequence GEMM: rows [r0, r0 + n) of R.
+struct Rows {
+  Index r0, n;
+  Rows(Index k, Index R) : r0(k * kRowsPerTask), n(std::min(kRowsPerTask, R - r0)) {}
+};
 
 // Whether per-step work of about `madds` multiply-adds is worth waking other threads.
 inline bool worth_parallel(double madds) { return madds >= 32768.0; }

@@ -10,16 +10,6 @@
 namespace rnnx {
 
 namespace {
-// Tasks of the time loop: blocks of kUnitsPerTask hidden units.
-struct Units {
-  Index j0, c;
-  Units(Index k, Index H) : j0(k * kUnitsPerTask), c(std::min(kUnitsPerTask, H - k * kUnitsPerTask)) {}
-};
-struct Rows {
-  Index r0, n;
-  Rows(Index k, Index R) : r0(k * kRowsPerTask), n(std::min(kRowsPerTask, R - k * kRowsPerTask)) {}
-};
-
 // h = f(z) in place on a block of a row-major matrix.
 template <typename Blk>
 void activate(Nonlinearity f, Blk&& z) {
