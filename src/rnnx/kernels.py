@@ -13,7 +13,8 @@ from ._loader import core as _core
 
 _k = _core.kernels
 
-__all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward"]
+__all__ = ["rnn_forward", "rnn_backward", "gru_forward", "gru_backward", "lstm_forward",
+           "lstm_backward"]
 
 
 def _dtype_of(x):
@@ -112,6 +113,102 @@ def rnn_backward(dh, x, h0, h, w_ih, w_hh, nonlinearity="tanh", dh_n=None):
         _arg("w_hh", w_hh, (H, H), "(H, H)", dt), h, _prev(h0, h),
         _arg("dh", dh, tbh, "(T, B, H)", dt, optional=True),
         _arg("dh_n", dh_n, (B, H), "(B, H)", dt, optional=True), nonlinearity)
+
+
+def _gru_gates(reset_after, simplified):
+    if not isinstance(reset_after, (bool, np.bool_)):
+        raise TypeError(f"reset_after must be a bool, got {type(reset_after).__name__}")
+    if not isinstance(simplified, (bool, np.bool_)):
+        raise TypeError(f"simplified must be a bool, got {type(simplified).__name__}")
+    return 2 if simplified else 3
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True, simplified=False):
+    """GRU over a sequence, in one of three variants.
+
+    Parameters
+    ----------
+    x : ndarray of shape (T, B, D)
+    h0 : ndarray of shape (B, H)
+    w_ih : ndarray of shape (G*H, D)
+    w_hh : ndarray of shape (G*H, H)
+    b_ih, b_hh : ndarray of shape (G*H,), optional
+    reset_after : bool, default True
+        Where the full GRU applies its reset gate: True (PyTorch's and cuDNN's) to the
+        recurrent product, False (the course's) to the previous state before it.
+    simplified : bool, default False
+        The course's simplified GRU with an update gate only (G = 2, gates z, n);
+        otherwise G = 3, gates r, z, n.
+
+    Returns
+    -------
+    h : ndarray of shape (T, B, H)
+    gates : ndarray of shape (T, B, G*H)
+        The activated gates of every step, in gate order.
+    aux : ndarray of shape (T, B, H) or None
+        What backward needs besides: ``h_{t-1} W_hnᵀ + b_hn`` (reset_after), ``r * h_{t-1}``
+        (reset before), None (simplified).
+
+    Notes
+    -----
+    ``r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr)``, ``z = σ(x W_izᵀ + b_iz + h W_hzᵀ + b_hz)``;
+    reset_after: ``n = tanh(x W_inᵀ + b_in + r * (h W_hnᵀ + b_hn))``; reset before:
+    ``n = tanh(x W_inᵀ + b_in + (r * h) W_hnᵀ + b_hn)``; simplified:
+    ``n = tanh(x W_inᵀ + b_in + h W_hnᵀ + b_hn)``; then ``h' = (1 - z) * n + z * h``.
+    """
+    G = _gru_gates(reset_after, simplified)
+    dt = _dtype_of(x)
+    T, B, D = x.shape
+    H = _hidden(w_ih, G)
+    gates, aux, h_all = _k.gru_forward(
+        _arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("h0", h0, (B, H), "(B, H)", dt),
+        _arg("w_ih", w_ih, (G * H, D), f"({G}H, D)", dt),
+        _arg("w_hh", w_hh, (G * H, H), f"({G}H, H)", dt),
+        _arg("b_ih", b_ih, (G * H,), f"({G}H,)", dt, optional=True),
+        _arg("b_hh", b_hh, (G * H,), f"({G}H,)", dt, optional=True),
+        bool(reset_after), bool(simplified))
+    return h_all[1:], gates, aux
+
+
+def gru_backward(dh, x, h0, h, gates, aux, w_ih, w_hh, reset_after=True, simplified=False,
+                 dh_n=None):
+    """Backpropagation through time for :func:`gru_forward`.
+
+    Parameters
+    ----------
+    dh : ndarray of shape (T, B, H) or None
+    x, h0, w_ih, w_hh, reset_after, simplified
+        As given to :func:`gru_forward`.
+    h, gates, aux
+        Its outputs.
+    dh_n : ndarray of shape (B, H), optional
+        Extra gradient on the final state.
+
+    Returns
+    -------
+    dx : ndarray of shape (T, B, D)
+    dh0 : ndarray of shape (B, H)
+    dw_ih, dw_hh : ndarray
+    db_ih, db_hh : ndarray of shape (G*H,)
+    """
+    G = _gru_gates(reset_after, simplified)
+    dt = _dtype_of(x)
+    T, B, D = x.shape
+    H = _hidden(w_ih, G)
+    tbh = (T, B, H)
+    h = _arg("h", h, tbh, "(T, B, H)", dt)
+    h0 = _arg("h0", h0, (B, H), "(B, H)", dt)
+    if not simplified and aux is None:
+        raise ValueError("aux must be the array gru_forward returned, got None")
+    return _k.gru_backward(
+        _arg("x", x, (T, B, D), "(T, B, D)", dt),
+        _arg("w_ih", w_ih, (G * H, D), f"({G}H, D)", dt),
+        _arg("w_hh", w_hh, (G * H, H), f"({G}H, H)", dt), _prev(h0, h),
+        _arg("gates", gates, (T, B, G * H), f"(T, B, {G}H)", dt),
+        None if simplified else _arg("aux", aux, tbh, "(T, B, H)", dt),
+        _arg("dh", dh, tbh, "(T, B, H)", dt, optional=True),
+        _arg("dh_n", dh_n, (B, H), "(B, H)", dt, optional=True), bool(reset_after),
+        bool(simplified))
 
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b=None):

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "bindings/arrays.hpp"
+#include "rnnx/gru.hpp"
 #include "rnnx/lstm.hpp"
 #include "rnnx/rnn.hpp"
 
@@ -39,7 +40,9 @@ SeqDims seq_dims(py::handle x_obj, py::handle w_ih_obj, ssize gates) {
   require_ndim(x, "x", 3, "(T, B, D)");
   py::array w = py::reinterpret_borrow<py::array>(w_ih_obj);
   require_ndim(w, "w_ih", 2, "(G*H, D)");
-  if (w.shape(0) % gates) throw py::value_error("w_ih rows must be a multiple of the gate count");
+  if (w.shape(0) == 0 || w.shape(0) % gates)
+    throw py::value_error("w_ih must have " + std::to_string(gates) + "*H rows, got shape " +
+                          shape_str(w));
   return SeqDims{x.shape(0), x.shape(1), x.shape(2), w.shape(0) / gates};
 }
 
@@ -190,6 +193,79 @@ py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::ha
   return py::make_tuple(dx, dh0, dc0, dwih, dwhh, db);
 }
 
+// gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, simplified)
+//   -> (gates (T,B,G*H), aux (T,B,H) or None, h_all (T+1,B,H))
+template <typename S>
+py::tuple k_gru_forward(py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh,
+                        py::handle b_ih, py::handle b_hh, bool reset_after, bool simplified) {
+  as_array<S>(x, "x");
+  as_array<S>(w_ih, "w_ih");
+  const GruVariant v{reset_after, simplified};
+  const ssize G = v.gates();
+  const SeqDims d = seq_dims(x, w_ih, G);
+  const Aligned<S> xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const Aligned<S> h0p = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
+  const Aligned<S> wih = in<S>(w_ih, "w_ih", {G * d.H, d.D}, "(G*H, D)");
+  const Aligned<S> whh = in<S>(w_hh, "w_hh", {G * d.H, d.H}, "(G*H, H)");
+  const Aligned<S> bih = in_opt<S>(b_ih, "b_ih", {G * d.H}, "(G*H,)");
+  const Aligned<S> bhh = in_opt<S>(b_hh, "b_hh", {G * d.H}, "(G*H,)");
+  auto gates = empty<S>({d.T, d.B, G * d.H});
+  auto h_all = empty<S>({d.T + 1, d.B, d.H});
+  py::object aux = py::none();
+  S* auxp = nullptr;
+  if (!simplified) {
+    auto a = empty<S>({d.T, d.B, d.H});
+    auxp = a.mutable_data();
+    aux = a;
+  }
+  S *gp = gates.mutable_data(), *hp = h_all.mutable_data();
+  std::copy_n(h0p.ptr, d.B * d.H, hp);
+  {
+    py::gil_scoped_release release;
+    gru_forward<S>(d, v, xp.ptr, wih.ptr, whh.ptr, bih.ptr, bhh.ptr, gp, auxp, hp);
+  }
+  return py::make_tuple(gates, aux, h_all);
+}
+
+// gru_backward(x, w_ih, w_hh, h_prev, gates, aux, dh, dh_n, reset_after, simplified)
+//   -> (dx, dh0, dw_ih, dw_hh, db_ih, db_hh)
+template <typename S>
+py::tuple k_gru_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::handle h_prev,
+                         py::handle gates, py::handle aux, py::handle dh, py::handle dh_n,
+                         bool reset_after, bool simplified) {
+  as_array<S>(x, "x");
+  as_array<S>(w_ih, "w_ih");
+  const GruVariant v{reset_after, simplified};
+  const ssize G = v.gates();
+  const SeqDims d = seq_dims(x, w_ih, G);
+  const Shape tbh{d.T, d.B, d.H}, bh{d.B, d.H};
+  const Aligned<S> xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const Aligned<S> wih = in<S>(w_ih, "w_ih", {G * d.H, d.D}, "(G*H, D)");
+  const Aligned<S> whh = in<S>(w_hh, "w_hh", {G * d.H, d.H}, "(G*H, H)");
+  const Aligned<S> hpp = in<S>(h_prev, "h_prev", tbh, "(T, B, H)");
+  const Aligned<S> gp = in<S>(gates, "gates", {d.T, d.B, G * d.H}, "(T, B, G*H)");
+  if (!simplified && aux.is_none())
+    throw py::value_error("aux must be the array gru_forward returned, got None");
+  const Aligned<S> auxp = simplified ? Aligned<S>{} : in<S>(aux, "aux", tbh, "(T, B, H)");
+  const Aligned<S> dhp = in_opt<S>(dh, "dh", tbh, "(T, B, H)");
+  const Aligned<S> dhn = in_opt<S>(dh_n, "dh_n", bh, "(B, H)");
+  auto dx = empty<S>({d.T, d.B, d.D});
+  auto dh0 = empty<S>(bh);
+  auto dwih = empty<S>({G * d.H, d.D});
+  auto dwhh = empty<S>({G * d.H, d.H});
+  auto dbih = empty<S>({G * d.H});
+  auto dbhh = empty<S>({G * d.H});
+  S *dxp = dx.mutable_data(), *dh0p = dh0.mutable_data(), *dwihp = dwih.mutable_data(),
+    *dwhhp = dwhh.mutable_data(), *dbihp = dbih.mutable_data(), *dbhhp = dbhh.mutable_data();
+  {
+    py::gil_scoped_release release;
+    AlignedVec<S> dgx(size_t(d.T * d.B * G * d.H)), dgh(dgx.size());
+    gru_backward<S>(d, v, xp.ptr, wih.ptr, whh.ptr, hpp.ptr, gp.ptr, auxp.ptr, dhp.ptr, dhn.ptr,
+                    dgx.data(), dgh.data(), dxp, dh0p, dwihp, dwhhp, dbihp, dbhhp);
+  }
+  return py::make_tuple(dx, dh0, dwih, dwhh, dbih, dbhh);
+}
+
 // Dispatch on x's dtype: float32 or float64; anything else is a TypeError.
 bool is_f32(py::handle x) {
   if (!py::isinstance<py::array>(x))
@@ -223,6 +299,28 @@ void register_kernels(py::module_& m) {
       },
       arg("x"), arg("w_ih"), arg("w_hh"), arg("h"), arg("h_prev"), arg("dh").none(true),
       arg("dh_n").none(true), arg("nonlinearity") = "tanh");
+  k.def(
+      "gru_forward",
+      [](py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh, py::handle b_ih,
+         py::handle b_hh, bool reset_after, bool simplified) {
+        return is_f32(x)
+                   ? k_gru_forward<float>(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, simplified)
+                   : k_gru_forward<double>(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, simplified);
+      },
+      arg("x"), arg("h0"), arg("w_ih"), arg("w_hh"), arg("b_ih").none(true),
+      arg("b_hh").none(true), arg("reset_after") = true, arg("simplified") = false);
+  k.def(
+      "gru_backward",
+      [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle h_prev, py::handle gates,
+         py::handle aux, py::handle dh, py::handle dh_n, bool reset_after, bool simplified) {
+        return is_f32(x) ? k_gru_backward<float>(x, w_ih, w_hh, h_prev, gates, aux, dh, dh_n,
+                                                 reset_after, simplified)
+                         : k_gru_backward<double>(x, w_ih, w_hh, h_prev, gates, aux, dh, dh_n,
+                                                  reset_after, simplified);
+      },
+      arg("x"), arg("w_ih"), arg("w_hh"), arg("h_prev"), arg("gates"), arg("aux").none(true),
+      arg("dh").none(true), arg("dh_n").none(true), arg("reset_after") = true,
+      arg("simplified") = false);
   k.def(
       "lstm_forward",
       [](py::handle x, py::handle h0, py::handle c0, py::handle w_ih, py::handle w_hh,

@@ -1,0 +1,199 @@
+#include "rnnx/gru.hpp"
+
+#include <algorithm>
+
+#include "rnnx/activations.hpp"
+#include "rnnx/parallel.hpp"
+
+namespace rnnx {
+
+template <typename S>
+void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, const S* w_hh,
+                 const S* b_ih, const S* b_hh, S* gates, S* aux, S* h_all) {
+  check_dims(d);
+  const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B, G = v.gates(), GH = G * H;
+  const bool before = !v.simplified && !v.reset_after;
+  const Index qz = v.simplified ? 0 : 1, qn = qz + 1;
+  MapConstMat<S> X(x, TB, D), Wih(w_ih, GH, D), Whh(w_hh, GH, H);
+  MapMat<S> Gs(gates, TB, GH), Hall(h_all, (T + 1) * B, H);
+
+  // Input projection for all steps: x W_ihᵀ + b_ih, plus the recurrent biases that sit
+  // outside the reset gate (all of them except b_hn under reset_after).
+  const Index n_rows = ceil_div(TB, kRowsPerTask);
+  parallel_for(n_rows, [&](Index k) {
+    const Rows r(k, TB);
+    auto Gr = Gs.middleRows(r.r0, r.n);
+    matmul<false>(Gr, X.middleRows(r.r0, r.n), Wih.transpose());
+    if (b_ih) Gr.rowwise() += MapConstRowVec<S>(b_ih, GH);
+    if (b_hh) {
+      const Index folded = (v.reset_after && !v.simplified) ? 2 * H : GH;
+      Gr.leftCols(folded).rowwise() += MapConstRowVec<S>(b_hh, folded);
+    }
+  }, worth_parallel(double(TB) * D * GH / double(n_rows)));
+
+  const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
+  const bool par = worth_parallel(double(B) * GH * H);
+  AlignedVec<S> scratch(size_t(n_units * G * B * cmax));
+  for (Index t = 0; t < T; ++t) {
+    auto hprev = Hall.middleRows(t * B, B);
+    // Gate q of the task's units: pre-activations in, activations out.
+    auto gate = [&](Index q, const Units& u) { return Gs.block(t * B, q * H + u.j0, B, u.c); };
+    auto rec = [&](Index q, const Units& u, Index k) {  // h_{t-1} W_hqᵀ for the task's units
+      MapMat<S> out(scratch.data() + (k * G + q) * B * cmax, B, u.c);
+      matmul<false>(out, hprev, Whh.middleRows(q * H + u.j0, u.c).transpose());
+      return out;
+    };
+    auto update = [&](const Units& u) {  // h_t = (1 - z) * n + z * h_{t-1}
+      auto z = gate(qz, u).array();
+      Hall.block((t + 1) * B, u.j0, B, u.c).array() =
+          (S(1) - z) * gate(qn, u).array() + z * hprev.middleCols(u.j0, u.c).array();
+    };
+    parallel_for(n_units, [&](Index k) {
+      const Units u(k, H);
+      for (Index q = 0; q < (v.simplified ? 1 : 2); ++q) {  // the sigmoid gates: z, or r and z
+        auto g = gate(q, u);
+        g += rec(q, u, k);
+        apply_block(Sigmoid(), g, g);
+      }
+      if (v.simplified) {
+        auto n = gate(qn, u);
+        n += rec(qn, u, k);
+        apply_block(Tanh(), n, n);
+        update(u);
+      } else if (v.reset_after) {
+        auto ghn = rec(2, u, k);  // h_{t-1} W_hnᵀ + b_hn
+        if (b_hh) ghn.rowwise() += MapConstRowVec<S>(b_hh + 2 * H + u.j0, u.c);
+        MapMat<S>(aux, TB, H).block(t * B, u.j0, B, u.c) = ghn;
+        auto n = gate(2, u);
+        n.array() += gate(0, u).array() * ghn.array();
+        apply_block(Tanh(), n, n);
+        update(u);
+      } else {  // reset before: r * h_{t-1} of every unit is needed before any n
+        MapMat<S>(aux, TB, H).block(t * B, u.j0, B, u.c).array() =
+            gate(0, u).array() * hprev.middleCols(u.j0, u.c).array();
+      }
+    }, par);
+    if (before) {
+      MapConstMat<S> RH(aux + t * B * H, B, H);
+      parallel_for(n_units, [&](Index k) {
+        const Units u(k, H);
+        auto n = gate(2, u);
+        matmul<true>(n, RH, Whh.middleRows(2 * H + u.j0, u.c).transpose());
+        apply_block(Tanh(), n, n);
+        update(u);
+      }, par);
+    }
+  }
+}
+
+template <typename S>
+void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, const S* w_hh,
+                  const S* h_prev, const S* gates, const S* aux, const S* dh, const S* dh_n,
+                  S* dgx, S* dgh, S* dx, S* dh0, S* dw_ih, S* dw_hh, S* db_ih, S* db_hh) {
+  check_dims(d);
+  const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B, G = v.gates(), GH = G * H;
+  const bool before = !v.simplified && !v.reset_after;
+  const Index qz = v.simplified ? 0 : 1, qn = qz + 1;
+  MapConstMat<S> X(x, TB, D), Wih(w_ih, GH, D), Whh(w_hh, GH, H);
+  MapConstMat<S> Gs(gates, TB, GH), Hprev(h_prev, TB, H);
+  MapMat<S> dGx(dgx, TB, GH), dGh(dgh, TB, GH), dH(dh0, B, H);
+  // Rows of W_hh that act on h_{t-1} directly (under reset before, W_hn acts on r * h).
+  const Index direct = before ? 2 * H : GH;
+
+  // dH holds dL/dh_t in total (from above and from step t+1); it ends as dh0.
+  // drh = dL/d(r * h_{t-1}) of the step after (reset before only).
+  if (dh_n) dH = MapConstMat<S>(dh_n, B, H); else dH.setZero();
+  const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
+  const bool par = worth_parallel(double(B) * GH * H);
+  AlignedVec<S> scratch(size_t(n_units * B * cmax)), drh_buf(size_t(before ? B * H : 0));
+  MapMat<S> drh(before ? drh_buf.data() : dh0, B, H);
+  for (Index t = T - 1; t >= -1; --t) {
+    parallel_for(n_units, [&](Index k) {
+      const Units u(k, H);
+      auto cH = dH.middleCols(u.j0, u.c);
+      if (t < T - 1) {  // dL/dh_t through step t+1: h_{t+1} = (1-z) n + z h_t, and the gates
+        const Index r1 = (t + 1) * B;
+        MapMat<S> acc(scratch.data() + k * B * cmax, B, u.c);
+        acc.array() = cH.array() * Gs.block(r1, qz * H + u.j0, B, u.c).array();
+        matmul<true>(acc, dGh.block(r1, 0, B, direct), Whh.block(0, u.j0, direct, u.c));
+        if (before)
+          acc.array() += drh.middleCols(u.j0, u.c).array() * Gs.block(r1, u.j0, B, u.c).array();
+        cH = acc;
+      }
+      if (t < 0) return;
+      if (dh) cH += MapConstMat<S>(dh + t * B * H, B, H).middleCols(u.j0, u.c);
+      const Index r0 = t * B;
+      auto g = [&](Index q) { return Gs.block(r0, q * H + u.j0, B, u.c).array(); };
+      auto z = g(qz), n = g(qn);
+      auto dgx_q = [&](Index q) { return dGx.block(r0, q * H + u.j0, B, u.c).array(); };
+      auto dgh_q = [&](Index q) { return dGh.block(r0, q * H + u.j0, B, u.c).array(); };
+      const auto dHa = cH.array();
+      // h = (1-z) n + z h_prev:  dn = dH (1-z);  dz = dH (h_prev - n)
+      // n = tanh(a_n): da_n = dn (1 - n^2);  z = σ(a_z): da_z = dz z (1-z)
+      dgx_q(qn) = dHa * (S(1) - z) * (S(1) - n.square());
+      dgx_q(qz) = dHa * (Hprev.block(r0, u.j0, B, u.c).array() - n) * z * (S(1) - z);
+      dgh_q(qz) = dgx_q(qz);
+      if (v.simplified) {
+        dgh_q(qn) = dgx_q(qn);
+      } else if (v.reset_after) {
+        // a_n = x W_inᵀ + b_in + r * ghn:  dr = da_n ghn;  d ghn = da_n r
+        auto r = g(0);
+        const auto ghn = MapConstMat<S>(aux, TB, H).block(r0, u.j0, B, u.c).array();
+        dgx_q(0) = dgx_q(2) * ghn * r * (S(1) - r);
+        dgh_q(0) = dgx_q(0);
+        dgh_q(2) = dgx_q(2) * r;
+      } else {
+        dgh_q(2) = dgx_q(2);  // against r * h_{t-1}; dr needs every unit's da_n: below
+      }
+    }, par);
+    if (before && t >= 0) {
+      // a_n = x W_inᵀ + b_in + (r * h_prev) W_hnᵀ + b_hn:  d(r h) = da_n W_hn;
+      // dr = d(r h) * h_prev;  da_r = dr r (1-r)
+      parallel_for(n_units, [&](Index k) {
+        const Units u(k, H);
+        const Index r0 = t * B;
+        auto drh_u = drh.middleCols(u.j0, u.c);
+        matmul<false>(drh_u, dGx.block(r0, 2 * H, B, H), Whh.block(2 * H, u.j0, H, u.c));
+        auto r = Gs.block(r0, u.j0, B, u.c).array();
+        dGx.block(r0, u.j0, B, u.c).array() =
+            drh_u.array() * Hprev.block(r0, u.j0, B, u.c).array() * r * (S(1) - r);
+        dGh.block(r0, u.j0, B, u.c) = dGx.block(r0, u.j0, B, u.c);
+      }, par);
+    }
+  }
+
+  // Input and parameter gradients: whole-sequence GEMMs in fixed blocks.
+  const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
+  parallel_for(n_rows + G * n_units, [&](Index k) {
+    if (k < n_rows) {
+      const Rows r(k, TB);
+      matmul<false>(MapMat<S>(dx, TB, D).middleRows(r.r0, r.n), dGx.middleRows(r.r0, r.n), Wih);
+      return;
+    }
+    const Index q = (k - n_rows) / n_units;
+    const Units u((k - n_rows) % n_units, H);
+    const Index c0 = q * H + u.j0;
+    auto dGxu = dGx.middleCols(c0, u.c);
+    auto dGhu = dGh.middleCols(c0, u.c);
+    matmul<false>(MapMat<S>(dw_ih, GH, D).middleRows(c0, u.c), dGxu.transpose(), X);
+    if (before && q == 2)  // W_hn acts on r * h_{t-1}
+      matmul<false>(MapMat<S>(dw_hh, GH, H).middleRows(c0, u.c), dGhu.transpose(),
+                    MapConstMat<S>(aux, TB, H));
+    else
+      matmul<false>(MapMat<S>(dw_hh, GH, H).middleRows(c0, u.c), dGhu.transpose(), Hprev);
+    column_sums(MapRowVec<S>(db_ih, GH).segment(c0, u.c), dGxu);
+    column_sums(MapRowVec<S>(db_hh, GH).segment(c0, u.c), dGhu);
+  }, worth_parallel(double(TB) * (D + H) * std::min(H, kUnitsPerTask)));
+}
+
+#define RNNX_INSTANTIATE(S)                                                                   \
+  template void gru_forward<S>(const SeqDims&, GruVariant, const S*, const S*, const S*,      \
+                               const S*, const S*, S*, S*, S*);                               \
+  template void gru_backward<S>(const SeqDims&, GruVariant, const S*, const S*, const S*,     \
+                                const S*, const S*, const S*, const S*, const S*, S*, S*, S*, \
+                                S*, S*, S*, S*, S*);
+RNNX_INSTANTIATE(float)
+RNNX_INSTANTIATE(double)
+#undef RNNX_INSTANTIATE
+
+}  // namespace rnnx
