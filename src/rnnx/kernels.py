@@ -5,6 +5,13 @@ Layout and names follow PyTorch: ``x (T, B, D)``, ``h0 (B, H)``, ``w_ih (G*H, D)
 float64; all arrays of one call share the dtype of ``x`` (mixing is an error, never a
 silent cast); outputs have that dtype. :mod:`rnnx.reference.kernels` holds the same
 functions in plain NumPy.
+
+Every function takes ``lengths`` (an int array of shape ``(B,)``, values in ``1..T``, any
+order) for batches of sequences of different lengths: a step ``t >= lengths[b]`` is
+padding for example ``b``, whose state is carried through it unchanged (so the state at
+``T-1`` is the state at the example's own last step); in backward such a step passes the
+gradient through, ignores ``dh`` there and contributes nothing to any other gradient.
+:mod:`rnnx.reference.masking` holds the NumPy twins.
 """
 
 import numpy as np
@@ -51,12 +58,29 @@ def _hidden(w_ih, gates):
     return w_ih.shape[0] // gates
 
 
+def _lengths(lengths, B, T):
+    """lengths as an int64 array of shape (B,) with values in 1..T, or None."""
+    if lengths is None:
+        return None
+    if isinstance(lengths, (list, tuple)):
+        lengths = np.asarray(lengths)
+    if not isinstance(lengths, np.ndarray):
+        raise TypeError(f"lengths must be an array of ints, got {type(lengths).__name__}")
+    if lengths.dtype.kind not in "iu":
+        raise TypeError(f"lengths must have an integer dtype, got {lengths.dtype}")
+    if lengths.shape != (B,):
+        raise ValueError(f"lengths must have shape (B,) = ({B},), got {lengths.shape}")
+    if lengths.size and (lengths.min() < 1 or lengths.max() > T):
+        raise ValueError(f"lengths must lie in 1..T = 1..{T}, got {lengths.min()}..{lengths.max()}")
+    return np.ascontiguousarray(lengths, dtype=np.int64)
+
+
 def _prev(first, seq):
     """(T, B, H) states each step started from: first, seq[0], ..., seq[T-2]."""
     return np.concatenate((first[None], seq[:-1]), axis=0)
 
 
-def rnn_forward(x, h0, w_ih, w_hh, b=None, nonlinearity="tanh"):
+def rnn_forward(x, h0, w_ih, w_hh, b=None, nonlinearity="tanh", lengths=None):
     """Vanilla RNN over a sequence: ``h_t = f(x_t w_ihᵀ + h_{t-1} w_hhᵀ + b)``.
 
     Parameters
@@ -78,10 +102,10 @@ def rnn_forward(x, h0, w_ih, w_hh, b=None, nonlinearity="tanh"):
     args = (_arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("h0", h0, (B, H), "(B, H)", dt),
             _arg("w_ih", w_ih, (H, D), "(H, D)", dt), _arg("w_hh", w_hh, (H, H), "(H, H)", dt),
             _arg("b", b, (H,), "(H,)", dt, optional=True))
-    return _k.rnn_forward(*args, nonlinearity)[1:]
+    return _k.rnn_forward(*args, nonlinearity, _lengths(lengths, B, T))[1:]
 
 
-def rnn_backward(dh, x, h0, h, w_ih, w_hh, nonlinearity="tanh", dh_n=None):
+def rnn_backward(dh, x, h0, h, w_ih, w_hh, nonlinearity="tanh", dh_n=None, lengths=None):
     """Backpropagation through time for :func:`rnn_forward`.
 
     Parameters
@@ -112,7 +136,8 @@ def rnn_backward(dh, x, h0, h, w_ih, w_hh, nonlinearity="tanh", dh_n=None):
         _arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("w_ih", w_ih, (H, D), "(H, D)", dt),
         _arg("w_hh", w_hh, (H, H), "(H, H)", dt), h, _prev(h0, h),
         _arg("dh", dh, tbh, "(T, B, H)", dt, optional=True),
-        _arg("dh_n", dh_n, (B, H), "(B, H)", dt, optional=True), nonlinearity)
+        _arg("dh_n", dh_n, (B, H), "(B, H)", dt, optional=True), nonlinearity,
+        _lengths(lengths, B, T))
 
 
 def _gru_gates(reset_after, simplified):
@@ -123,7 +148,8 @@ def _gru_gates(reset_after, simplified):
     return 2 if simplified else 3
 
 
-def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True, simplified=False):
+def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True, simplified=False,
+                lengths=None):
     """GRU over a sequence, in one of three variants.
 
     Parameters
@@ -166,12 +192,12 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True, simpl
         _arg("w_hh", w_hh, (G * H, H), f"({G}H, H)", dt),
         _arg("b_ih", b_ih, (G * H,), f"({G}H,)", dt, optional=True),
         _arg("b_hh", b_hh, (G * H,), f"({G}H,)", dt, optional=True),
-        bool(reset_after), bool(simplified))
+        bool(reset_after), bool(simplified), _lengths(lengths, B, T))
     return h_all[1:], gates, aux
 
 
 def gru_backward(dh, x, h0, h, gates, aux, w_ih, w_hh, reset_after=True, simplified=False,
-                 dh_n=None):
+                 dh_n=None, lengths=None):
     """Backpropagation through time for :func:`gru_forward`.
 
     Parameters
@@ -199,7 +225,7 @@ def gru_backward(dh, x, h0, h, gates, aux, w_ih, w_hh, reset_after=True, simplif
     h = _arg("h", h, tbh, "(T, B, H)", dt)
     h0 = _arg("h0", h0, (B, H), "(B, H)", dt)
     if not simplified and aux is None:
-        raise ValueError("aux must be the array gru_forward returned, got None")
+        raise TypeError("aux must be the array gru_forward returned, got None")
     return _k.gru_backward(
         _arg("x", x, (T, B, D), "(T, B, D)", dt),
         _arg("w_ih", w_ih, (G * H, D), f"({G}H, D)", dt),
@@ -208,10 +234,10 @@ def gru_backward(dh, x, h0, h, gates, aux, w_ih, w_hh, reset_after=True, simplif
         None if simplified else _arg("aux", aux, tbh, "(T, B, H)", dt),
         _arg("dh", dh, tbh, "(T, B, H)", dt, optional=True),
         _arg("dh_n", dh_n, (B, H), "(B, H)", dt, optional=True), bool(reset_after),
-        bool(simplified))
+        bool(simplified), _lengths(lengths, B, T))
 
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b=None):
+def lstm_forward(x, h0, c0, w_ih, w_hh, b=None, lengths=None):
     """LSTM over a sequence (gate order i, f, g, o).
 
     Parameters
@@ -240,11 +266,11 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b=None):
         _arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("h0", h0, (B, H), "(B, H)", dt),
         _arg("c0", c0, (B, H), "(B, H)", dt), _arg("w_ih", w_ih, (4 * H, D), "(4H, D)", dt),
         _arg("w_hh", w_hh, (4 * H, H), "(4H, H)", dt),
-        _arg("b", b, (4 * H,), "(4H,)", dt, optional=True))
+        _arg("b", b, (4 * H,), "(4H,)", dt, optional=True), _lengths(lengths, B, T))
     return h_all[1:], c_all[1:], gates
 
 
-def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None):
+def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None, lengths=None):
     """Backpropagation through time for :func:`lstm_forward`.
 
     Parameters
@@ -278,4 +304,4 @@ def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None):
         _arg("gates", gates, (T, B, 4 * H), "(T, B, 4H)", dt), _prev(h0, h), c, _prev(c0, c),
         _arg("dh", dh, tbh, "(T, B, H)", dt, optional=True),
         _arg("dh_n", dh_n, (B, H), "(B, H)", dt, optional=True),
-        _arg("dc_n", dc_n, (B, H), "(B, H)", dt, optional=True))
+        _arg("dc_n", dc_n, (B, H), "(B, H)", dt, optional=True), _lengths(lengths, B, T))

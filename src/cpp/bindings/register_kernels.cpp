@@ -29,6 +29,30 @@ Aligned<S> in_opt(py::handle obj, const char* name, const Shape& shape, const ch
   return obj.is_none() ? Aligned<S>{} : in<S>(obj, name, shape, dims);
 }
 
+// lengths (B,) of an integer dtype, values in 1..T, as int64; empty for None.
+std::vector<std::int64_t> lengths_arg(py::handle obj, ssize B, ssize T) {
+  std::vector<std::int64_t> out;
+  if (obj.is_none()) return out;
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error("lengths must be a numpy.ndarray of integers, got " +
+                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  const char kind = a.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error("lengths must have an integer dtype, got " + std::string(py::str(a.dtype())));
+  require_shape(a, "lengths", {B}, "(B,)");
+  auto c = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  out.assign(c.data(), c.data() + B);
+  for (ssize b = 0; b < B; ++b)
+    if (out[size_t(b)] < 1 || out[size_t(b)] > T)
+      throw py::value_error("lengths[" + std::to_string(b) + "] = " + std::to_string(out[size_t(b)]) +
+                            " is outside 1..T = 1.." + std::to_string(T));
+  return out;
+}
+const std::int64_t* ptr_or_null(const std::vector<std::int64_t>& v) {
+  return v.empty() ? nullptr : v.data();
+}
+
 Nonlinearity parse_nonlinearity(const std::string& s) {
   if (s == "tanh") return Nonlinearity::Tanh;
   if (s == "relu") return Nonlinearity::Relu;
@@ -49,10 +73,11 @@ SeqDims seq_dims(py::handle x_obj, py::handle w_ih_obj, ssize gates) {
 // rnn_forward(x, h0, w_ih, w_hh, b, nonlinearity) -> h_all (T+1, B, H)
 template <typename S>
 py::array k_rnn_forward(py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh,
-                        py::handle b, const std::string& nl) {
+                        py::handle b, const std::string& nl, py::handle lengths) {
   as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
   const SeqDims d = seq_dims(x, w_ih, 1);
+  const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
   const Nonlinearity f = parse_nonlinearity(nl);
   const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
   const S* xp = xp_in.ptr;
@@ -69,7 +94,7 @@ py::array k_rnn_forward(py::handle x, py::handle h0, py::handle w_ih, py::handle
   std::copy_n(h0p, d.B * d.H, hp);
   {
     py::gil_scoped_release release;
-    rnn_forward<S>(d, f, xp, wih, whh, bp, hp);
+    rnn_forward<S>(d, f, xp, wih, whh, bp, hp, ptr_or_null(len));
   }
   return std::move(h_all);
 }
@@ -78,10 +103,12 @@ py::array k_rnn_forward(py::handle x, py::handle h0, py::handle w_ih, py::handle
 //   -> (dx, dh0, dw_ih, dw_hh, db)
 template <typename S>
 py::tuple k_rnn_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::handle h,
-                         py::handle h_prev, py::handle dh, py::handle dh_n, const std::string& nl) {
+                         py::handle h_prev, py::handle dh, py::handle dh_n, const std::string& nl,
+                         py::handle lengths) {
   as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
   const SeqDims d = seq_dims(x, w_ih, 1);
+  const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
   const Nonlinearity f = parse_nonlinearity(nl);
   const Shape tbh{d.T, d.B, d.H};
   const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
@@ -109,7 +136,7 @@ py::tuple k_rnn_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::han
     py::gil_scoped_release release;
     AlignedVec<S> dz(size_t(d.T * d.B * d.H));
     rnn_backward<S>(d, f, xp, wih, whh, hp, hpp, dhp, dhn, dz.data(), dxp, dh0p, dwihp, dwhhp,
-                    dbp);
+                    dbp, ptr_or_null(len));
   }
   return py::make_tuple(dx, dh0, dwih, dwhh, db);
 }
@@ -117,10 +144,11 @@ py::tuple k_rnn_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::han
 // lstm_forward(x, h0, c0, w_ih, w_hh, b) -> (gates (T,B,4H), h_all, c_all (T+1,B,H))
 template <typename S>
 py::tuple k_lstm_forward(py::handle x, py::handle h0, py::handle c0, py::handle w_ih,
-                         py::handle w_hh, py::handle b) {
+                         py::handle w_hh, py::handle b, py::handle lengths) {
   as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
   const SeqDims d = seq_dims(x, w_ih, 4);
+  const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
   const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
   const S* xp = xp_in.ptr;
   const Aligned<S> h0p_in = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
@@ -141,7 +169,7 @@ py::tuple k_lstm_forward(py::handle x, py::handle h0, py::handle c0, py::handle 
   std::copy_n(c0p, d.B * d.H, cp);
   {
     py::gil_scoped_release release;
-    lstm_forward<S>(d, xp, wih, whh, bp, gp, hp, cp);
+    lstm_forward<S>(d, xp, wih, whh, bp, gp, hp, cp, ptr_or_null(len));
   }
   return py::make_tuple(gates, h_all, c_all);
 }
@@ -151,10 +179,11 @@ py::tuple k_lstm_forward(py::handle x, py::handle h0, py::handle c0, py::handle 
 template <typename S>
 py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::handle gates,
                           py::handle h_prev, py::handle c, py::handle c_prev, py::handle dh,
-                          py::handle dh_n, py::handle dc_n) {
+                          py::handle dh_n, py::handle dc_n, py::handle lengths) {
   as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
   const SeqDims d = seq_dims(x, w_ih, 4);
+  const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
   const Shape tbh{d.T, d.B, d.H}, bh{d.B, d.H};
   const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
   const S* xp = xp_in.ptr;
@@ -188,7 +217,7 @@ py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::ha
     py::gil_scoped_release release;
     AlignedVec<S> dg(size_t(d.T * d.B * 4 * d.H));
     lstm_backward<S>(d, xp, wih, whh, gp, hpp, cp, cpp, dhp, dhn, dcn, dg.data(), dxp, dh0p, dc0p,
-                     dwihp, dwhhp, dbp);
+                     dwihp, dwhhp, dbp, ptr_or_null(len));
   }
   return py::make_tuple(dx, dh0, dc0, dwih, dwhh, db);
 }
@@ -197,12 +226,14 @@ py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::ha
 //   -> (gates (T,B,G*H), aux (T,B,H) or None, h_all (T+1,B,H))
 template <typename S>
 py::tuple k_gru_forward(py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh,
-                        py::handle b_ih, py::handle b_hh, bool reset_after, bool simplified) {
+                        py::handle b_ih, py::handle b_hh, bool reset_after, bool simplified,
+                        py::handle lengths) {
   as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
   const GruVariant v{reset_after, simplified};
   const ssize G = v.gates();
   const SeqDims d = seq_dims(x, w_ih, G);
+  const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
   const Aligned<S> xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
   const Aligned<S> h0p = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
   const Aligned<S> wih = in<S>(w_ih, "w_ih", {G * d.H, d.D}, "(G*H, D)");
@@ -222,7 +253,8 @@ py::tuple k_gru_forward(py::handle x, py::handle h0, py::handle w_ih, py::handle
   std::copy_n(h0p.ptr, d.B * d.H, hp);
   {
     py::gil_scoped_release release;
-    gru_forward<S>(d, v, xp.ptr, wih.ptr, whh.ptr, bih.ptr, bhh.ptr, gp, auxp, hp);
+    gru_forward<S>(d, v, xp.ptr, wih.ptr, whh.ptr, bih.ptr, bhh.ptr, gp, auxp, hp,
+                   ptr_or_null(len));
   }
   return py::make_tuple(gates, aux, h_all);
 }
@@ -232,12 +264,13 @@ py::tuple k_gru_forward(py::handle x, py::handle h0, py::handle w_ih, py::handle
 template <typename S>
 py::tuple k_gru_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::handle h_prev,
                          py::handle gates, py::handle aux, py::handle dh, py::handle dh_n,
-                         bool reset_after, bool simplified) {
+                         bool reset_after, bool simplified, py::handle lengths) {
   as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
   const GruVariant v{reset_after, simplified};
   const ssize G = v.gates();
   const SeqDims d = seq_dims(x, w_ih, G);
+  const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
   const Shape tbh{d.T, d.B, d.H}, bh{d.B, d.H};
   const Aligned<S> xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
   const Aligned<S> wih = in<S>(w_ih, "w_ih", {G * d.H, d.D}, "(G*H, D)");
@@ -261,7 +294,8 @@ py::tuple k_gru_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::han
     py::gil_scoped_release release;
     AlignedVec<S> dgx(size_t(d.T * d.B * G * d.H)), dgh(dgx.size());
     gru_backward<S>(d, v, xp.ptr, wih.ptr, whh.ptr, hpp.ptr, gp.ptr, auxp.ptr, dhp.ptr, dhn.ptr,
-                    dgx.data(), dgh.data(), dxp, dh0p, dwihp, dwhhp, dbihp, dbhhp);
+                    dgx.data(), dgh.data(), dxp, dh0p, dwihp, dwhhp, dbihp, dbhhp,
+                    ptr_or_null(len));
   }
   return py::make_tuple(dx, dh0, dwih, dwhh, dbih, dbhh);
 }
@@ -284,62 +318,68 @@ void register_kernels(py::module_& m) {
   k.def(
       "rnn_forward",
       [](py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh, py::handle b,
-         const std::string& nl) {
-        return is_f32(x) ? k_rnn_forward<float>(x, h0, w_ih, w_hh, b, nl)
-                         : k_rnn_forward<double>(x, h0, w_ih, w_hh, b, nl);
+         const std::string& nl, py::handle lengths) {
+        return is_f32(x) ? k_rnn_forward<float>(x, h0, w_ih, w_hh, b, nl, lengths)
+                         : k_rnn_forward<double>(x, h0, w_ih, w_hh, b, nl, lengths);
       },
       arg("x"), arg("h0"), arg("w_ih"), arg("w_hh"), arg("b").none(true),
-      arg("nonlinearity") = "tanh");
+      arg("nonlinearity") = "tanh", arg("lengths").none(true) = py::none());
   k.def(
       "rnn_backward",
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle h, py::handle h_prev,
-         py::handle dh, py::handle dh_n, const std::string& nl) {
-        return is_f32(x) ? k_rnn_backward<float>(x, w_ih, w_hh, h, h_prev, dh, dh_n, nl)
-                         : k_rnn_backward<double>(x, w_ih, w_hh, h, h_prev, dh, dh_n, nl);
+         py::handle dh, py::handle dh_n, const std::string& nl, py::handle lengths) {
+        return is_f32(x) ? k_rnn_backward<float>(x, w_ih, w_hh, h, h_prev, dh, dh_n, nl, lengths)
+                         : k_rnn_backward<double>(x, w_ih, w_hh, h, h_prev, dh, dh_n, nl, lengths);
       },
       arg("x"), arg("w_ih"), arg("w_hh"), arg("h"), arg("h_prev"), arg("dh").none(true),
-      arg("dh_n").none(true), arg("nonlinearity") = "tanh");
+      arg("dh_n").none(true), arg("nonlinearity") = "tanh", arg("lengths").none(true) = py::none());
   k.def(
       "gru_forward",
       [](py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh, py::handle b_ih,
-         py::handle b_hh, bool reset_after, bool simplified) {
-        return is_f32(x)
-                   ? k_gru_forward<float>(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, simplified)
-                   : k_gru_forward<double>(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, simplified);
+         py::handle b_hh, bool reset_after, bool simplified, py::handle lengths) {
+        return is_f32(x) ? k_gru_forward<float>(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after,
+                                                simplified, lengths)
+                         : k_gru_forward<double>(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after,
+                                                 simplified, lengths);
       },
       arg("x"), arg("h0"), arg("w_ih"), arg("w_hh"), arg("b_ih").none(true),
-      arg("b_hh").none(true), arg("reset_after") = true, arg("simplified") = false);
+      arg("b_hh").none(true), arg("reset_after") = true, arg("simplified") = false,
+      arg("lengths").none(true) = py::none());
   k.def(
       "gru_backward",
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle h_prev, py::handle gates,
-         py::handle aux, py::handle dh, py::handle dh_n, bool reset_after, bool simplified) {
+         py::handle aux, py::handle dh, py::handle dh_n, bool reset_after, bool simplified,
+         py::handle lengths) {
         return is_f32(x) ? k_gru_backward<float>(x, w_ih, w_hh, h_prev, gates, aux, dh, dh_n,
-                                                 reset_after, simplified)
+                                                 reset_after, simplified, lengths)
                          : k_gru_backward<double>(x, w_ih, w_hh, h_prev, gates, aux, dh, dh_n,
-                                                  reset_after, simplified);
+                                                  reset_after, simplified, lengths);
       },
       arg("x"), arg("w_ih"), arg("w_hh"), arg("h_prev"), arg("gates"), arg("aux").none(true),
       arg("dh").none(true), arg("dh_n").none(true), arg("reset_after") = true,
-      arg("simplified") = false);
+      arg("simplified") = false, arg("lengths").none(true) = py::none());
   k.def(
       "lstm_forward",
       [](py::handle x, py::handle h0, py::handle c0, py::handle w_ih, py::handle w_hh,
-         py::handle b) {
-        return is_f32(x) ? k_lstm_forward<float>(x, h0, c0, w_ih, w_hh, b)
-                         : k_lstm_forward<double>(x, h0, c0, w_ih, w_hh, b);
+         py::handle b, py::handle lengths) {
+        return is_f32(x) ? k_lstm_forward<float>(x, h0, c0, w_ih, w_hh, b, lengths)
+                         : k_lstm_forward<double>(x, h0, c0, w_ih, w_hh, b, lengths);
       },
-      arg("x"), arg("h0"), arg("c0"), arg("w_ih"), arg("w_hh"), arg("b").none(true));
+      arg("x"), arg("h0"), arg("c0"), arg("w_ih"), arg("w_hh"), arg("b").none(true),
+      arg("lengths").none(true) = py::none());
   k.def(
       "lstm_backward",
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle gates, py::handle h_prev,
-         py::handle c, py::handle c_prev, py::handle dh, py::handle dh_n, py::handle dc_n) {
-        return is_f32(x)
-                   ? k_lstm_backward<float>(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh, dh_n, dc_n)
-                   : k_lstm_backward<double>(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh, dh_n,
-                                             dc_n);
+         py::handle c, py::handle c_prev, py::handle dh, py::handle dh_n, py::handle dc_n,
+         py::handle lengths) {
+        return is_f32(x) ? k_lstm_backward<float>(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh,
+                                                  dh_n, dc_n, lengths)
+                         : k_lstm_backward<double>(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh,
+                                                   dh_n, dc_n, lengths);
       },
       arg("x"), arg("w_ih"), arg("w_hh"), arg("gates"), arg("h_prev"), arg("c"), arg("c_prev"),
-      arg("dh").none(true), arg("dh_n").none(true), arg("dc_n").none(true));
+      arg("dh").none(true), arg("dh_n").none(true), arg("dc_n").none(true),
+      arg("lengths").none(true) = py::none());
 }
 
 }  // namespace rnnx::bind

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 
 #include "rnnx/memory.hpp"
 #include <cstdint>
@@ -101,6 +102,25 @@ struct SeqDims {
 inline void require(bool cond, const std::string& message) {
   if (!cond) throw std::invalid_argument(message);
 }
+
+// Variable lengths: lengths (B), each in 1..T, or nullptr for all T. A step t >= lengths[b]
+// is padding for example b: its state is carried through unchanged, its outputs are not
+// used, and in backward it passes the gradient through and contributes nothing.
+struct Lengths {
+  const std::int64_t* len = nullptr;
+  Index min_len = 0;  // no step before this is padding for anyone
+  Lengths(const std::int64_t* lengths, Index B, Index T) : len(lengths), min_len(T) {
+    if (!len) return;
+    for (Index b = 0; b < B; ++b) {
+      require(len[b] >= 1 && len[b] <= T, "lengths[" + std::to_string(b) + "] = " +
+                                               std::to_string(len[b]) + " is outside 1..T = 1.." +
+                                               std::to_string(T));
+      min_len = std::min<Index>(min_len, Index(len[b]));
+    }
+  }
+  bool any(Index t) const { return len && t >= min_len; }  // is any example padded at t?
+  bool padded(Index t, Index b) const { return len && t >= len[b]; }
+};
 
 inline void check_dims(const SeqDims& d) {
   require(d.T >= 1, "sequence length T must be >= 1, got " + std::to_string(d.T));

@@ -9,8 +9,10 @@ namespace rnnx {
 
 template <typename S>
 void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, const S* w_hh,
-                 const S* b_ih, const S* b_hh, S* gates, S* aux, S* h_all) {
+                 const S* b_ih, const S* b_hh, S* gates, S* aux, S* h_all,
+                 const std::int64_t* lengths) {
   check_dims(d);
+  const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B, G = v.gates(), GH = G * H;
   const bool before = !v.simplified && !v.reset_after;
   const Index qz = v.simplified ? 0 : 1, qn = qz + 1;
@@ -45,8 +47,11 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
     };
     auto update = [&](const Units& u) {  // h_t = (1 - z) * n + z * h_{t-1}
       auto z = gate(qz, u).array();
-      Hall.block((t + 1) * B, u.j0, B, u.c).array() =
-          (S(1) - z) * gate(qn, u).array() + z * hprev.middleCols(u.j0, u.c).array();
+      auto ht = Hall.block((t + 1) * B, u.j0, B, u.c);
+      ht.array() = (S(1) - z) * gate(qn, u).array() + z * hprev.middleCols(u.j0, u.c).array();
+      if (len.any(t))  // padded examples keep their state
+        for (Index b = 0; b < B; ++b)
+          if (len.padded(t, b)) ht.row(b) = hprev.block(b, u.j0, 1, u.c);
     };
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
@@ -89,8 +94,10 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
 template <typename S>
 void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, const S* w_hh,
                   const S* h_prev, const S* gates, const S* aux, const S* dh, const S* dh_n,
-                  S* dgx, S* dgh, S* dx, S* dh0, S* dw_ih, S* dw_hh, S* db_ih, S* db_hh) {
+                  S* dgx, S* dgh, S* dx, S* dh0, S* dw_ih, S* dw_hh, S* db_ih, S* db_hh,
+                  const std::int64_t* lengths) {
   check_dims(d);
+  const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B, G = v.gates(), GH = G * H;
   const bool before = !v.simplified && !v.reset_after;
   const Index qz = v.simplified ? 0 : 1, qn = qz + 1;
@@ -118,10 +125,21 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
         matmul<true>(acc, dGh.block(r1, 0, B, direct), Whh.block(0, u.j0, direct, u.c));
         if (before)
           acc.array() += drh.middleCols(u.j0, u.c).array() * Gs.block(r1, u.j0, B, u.c).array();
+        if (len.any(t + 1))  // a padded step passes dL/dh through unchanged
+          for (Index b = 0; b < B; ++b)
+            if (len.padded(t + 1, b)) acc.row(b) = cH.row(b);
         cH = acc;
       }
       if (t < 0) return;
-      if (dh) cH += MapConstMat<S>(dh + t * B * H, B, H).middleCols(u.j0, u.c);
+      if (dh) {
+        auto dht = MapConstMat<S>(dh + t * B * H, B, H).middleCols(u.j0, u.c);
+        if (len.any(t)) {  // dh of a padded step is not an output's gradient: ignored
+          for (Index b = 0; b < B; ++b)
+            if (!len.padded(t, b)) cH.row(b) += dht.row(b);
+        } else {
+          cH += dht;
+        }
+      }
       const Index r0 = t * B;
       auto g = [&](Index q) { return Gs.block(r0, q * H + u.j0, B, u.c).array(); };
       auto z = g(qz), n = g(qn);
@@ -145,6 +163,13 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
       } else {
         dgh_q(2) = dgx_q(2);  // against r * h_{t-1}; dr needs every unit's da_n: below
       }
+      if (len.any(t))  // padded examples: no gate gradients (cH passes through as it is)
+        for (Index b = 0; b < B; ++b)
+          if (len.padded(t, b))
+            for (Index q = 0; q < G; ++q) {
+              dGx.block(r0 + b, q * H + u.j0, 1, u.c).setZero();
+              dGh.block(r0 + b, q * H + u.j0, 1, u.c).setZero();
+            }
     }, par);
     if (before && t >= 0) {
       // a_n = x W_inᵀ + b_in + (r * h_prev) W_hnᵀ + b_hn:  d(r h) = da_n W_hn;
@@ -188,10 +213,10 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
 
 #define RNNX_INSTANTIATE(S)                                                                   \
   template void gru_forward<S>(const SeqDims&, GruVariant, const S*, const S*, const S*,      \
-                               const S*, const S*, S*, S*, S*);                               \
+                               const S*, const S*, S*, S*, S*, const std::int64_t*);          \
   template void gru_backward<S>(const SeqDims&, GruVariant, const S*, const S*, const S*,     \
                                 const S*, const S*, const S*, const S*, const S*, S*, S*, S*, \
-                                S*, S*, S*, S*, S*);
+                                S*, S*, S*, S*, S*, const std::int64_t*);
 RNNX_INSTANTIATE(float)
 RNNX_INSTANTIATE(double)
 #undef RNNX_INSTANTIATE

@@ -29,7 +29,8 @@ struct GruVariant {
 
 template <typename S>
 void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, const S* w_hh,
-                 const S* b_ih, const S* b_hh, S* gates, S* aux, S* h_all);
+                 const S* b_ih, const S* b_hh, S* gates, S* aux, S* h_all,
+                 const std::int64_t* lengths = nullptr);
 
 // Backward through time. dh (T,B,H) dL/dh_t from above or nullptr; dh_n (B,H) extra
 // gradient on the final state or nullptr; h_prev (T,B,H) the state each step started
@@ -40,6 +41,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
 template <typename S>
 void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, const S* w_hh,
                   const S* h_prev, const S* gates, const S* aux, const S* dh, const S* dh_n,
-                  S* dgx, S* dgh, S* dx, S* dh0, S* dw_ih, S* dw_hh, S* db_ih, S* db_hh);
+                  S* dgx, S* dgh, S* dx, S* dh0, S* dw_ih, S* dw_hh, S* db_ih, S* db_hh,
+                  const std::int64_t* lengths = nullptr);
 
 }  // namespace rnnx

@@ -12,8 +12,9 @@ namespace rnnx {
 
 template <typename S>
 void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* b,
-                  S* gates, S* h_all, S* c_all) {
+                  S* gates, S* h_all, S* c_all, const std::int64_t* lengths) {
   check_dims(d);
+  const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
   MapConstMat<S> X(x, TB, D), Wih(w_ih, 4 * H, D), Whh(w_hh, 4 * H, H);
   MapMat<S> G(gates, TB, 4 * H), Hall(h_all, (T + 1) * B, H), Call(c_all, (T + 1) * B, H);
@@ -71,6 +72,12 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
       ct.array() = gate(1) * Call.block(t * B, u.j0, B, u.c).array() + gate(0) * gate(2);
       apply_block(Tanh(), ct, ht);  // h_t = o*tanh(c_t)
       ht.array() *= gate(3);
+      if (len.any(t))  // padded examples keep their state
+        for (Index b = 0; b < B; ++b)
+          if (len.padded(t, b)) {
+            ct.row(b) = Call.block(t * B + b, u.j0, 1, u.c);
+            ht.row(b) = Hall.block(t * B + b, u.j0, 1, u.c);
+          }
     }, par);
   }
 }
@@ -78,8 +85,10 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
 template <typename S>
 void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* gates,
                    const S* h_prev, const S* c, const S* c_prev, const S* dh, const S* dh_n,
-                   const S* dc_n, S* dgates, S* dx, S* dh0, S* dc0, S* dw_ih, S* dw_hh, S* db) {
+                   const S* dc_n, S* dgates, S* dx, S* dh0, S* dc0, S* dw_ih, S* dw_hh, S* db,
+                   const std::int64_t* lengths) {
   check_dims(d);
+  const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
   MapConstMat<S> X(x, TB, D), Wih(w_ih, 4 * H, D), Whh(w_hh, 4 * H, H);
   MapConstMat<S> G(gates, TB, 4 * H), Hprev(h_prev, TB, H);
@@ -93,18 +102,36 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   if (dc_n) dC = MapConstMat<S>(dc_n, B, H); else dC.setZero();
   const Index n_units = ceil_div(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * 4 * H * H);
-  const Index per_task = 9 * B * std::min(H, kUnitsPerTask);
-  AlignedVec<S> scratch(size_t(n_units * per_task));  // gates, their gradients, tanh(c)
+  // Per task: gates, their gradients, tanh(c) (blocks 0-8), then for variable lengths a
+  // product (9) and the carries kept for padded examples (10, 11); blocks of B x c.
+  const Index per_task = 12 * B * std::min(H, kUnitsPerTask);
+  AlignedVec<S> scratch(size_t(n_units * per_task));
   for (Index t = T - 1; t >= -1; --t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
-      auto dHu = dH.middleCols(u.j0, u.c);
-      if (t < T - 1) matmul<false>(dHu, dG.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
-      if (t < 0) return;  // the carry of step 0 is dh0
-      if (dh) dHu += MapConstMat<S>(dh + t * B * H, B, H).middleCols(u.j0, u.c);
-      // The task's gates and gate gradients in contiguous blocks of B x c (full SIMD width).
       const Index n = B * u.c;
       S* sc = scratch.data() + k * per_task;
+      auto dHu = dH.middleCols(u.j0, u.c);
+      auto dCu = dC.middleCols(u.j0, u.c);
+      if (t < T - 1) {
+        if (len.any(t + 1)) {  // a padded step passes dL/dh through unchanged
+          MapMat<S> acc(sc + 9 * n, B, u.c);
+          matmul<false>(acc, dG.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
+          for (Index b = 0; b < B; ++b)
+            if (!len.padded(t + 1, b)) dHu.row(b) = acc.row(b);
+        } else {
+          matmul<false>(dHu, dG.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
+        }
+      }
+      if (t < 0) return;  // the carry of step 0 is dh0
+      const bool pad = len.any(t);
+      MapMat<S> keep_h(sc + 10 * n, B, u.c), keep_c(sc + 11 * n, B, u.c);
+      if (pad) {
+        keep_h = dHu;
+        keep_c = dCu;
+      }
+      if (dh) dHu += MapConstMat<S>(dh + t * B * H, B, H).middleCols(u.j0, u.c);
+      // The task's gates and gate gradients in contiguous blocks of B x c (full SIMD width).
       for (Index q = 0; q < 4; ++q)
         MapMat<S>(sc + q * n, B, u.c) = G.block(t * B, q * H + u.j0, B, u.c);
       // tanh(c_t) of the task's units into scratch block 8
@@ -129,11 +156,17 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
       } else {
         auto a = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
         step(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8),
-             Cprev.block(t * B, u.j0, B, u.c).array(), dHu.array(),
-             dC.middleCols(u.j0, u.c).array());
+             Cprev.block(t * B, u.j0, B, u.c).array(), dHu.array(), dCu.array());
       }
       for (Index q = 0; q < 4; ++q)
         dG.block(t * B, q * H + u.j0, B, u.c) = MapMat<S>(sc + (4 + q) * n, B, u.c);
+      if (pad)  // padded examples: carries pass through, no gate gradients
+        for (Index b = 0; b < B; ++b)
+          if (len.padded(t, b)) {
+            dHu.row(b) = keep_h.row(b);
+            dCu.row(b) = keep_c.row(b);
+            for (Index q = 0; q < 4; ++q) dG.block(t * B + b, q * H + u.j0, 1, u.c).setZero();
+          }
     }, par);
   }
 
@@ -157,10 +190,10 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
 
 #define RNNX_INSTANTIATE(S)                                                                  \
   template void lstm_forward<S>(const SeqDims&, const S*, const S*, const S*, const S*, S*,  \
-                                S*, S*);                                                     \
+                                S*, S*, const std::int64_t*);                                \
   template void lstm_backward<S>(const SeqDims&, const S*, const S*, const S*, const S*,     \
                                  const S*, const S*, const S*, const S*, const S*, const S*, \
-                                 S*, S*, S*, S*, S*, S*, S*);
+                                 S*, S*, S*, S*, S*, S*, S*, const std::int64_t*);
 RNNX_INSTANTIATE(float)
 RNNX_INSTANTIATE(double)
 #undef RNNX_INSTANTIATE

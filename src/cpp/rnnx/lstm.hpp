@@ -18,7 +18,7 @@ namespace rnnx {
 
 template <typename S>
 void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* b,
-                  S* gates, S* h_all, S* c_all);
+                  S* gates, S* h_all, S* c_all, const std::int64_t* lengths = nullptr);
 
 // Backward through time. Inputs:
 //   dh (T,B,H) dL/dh_t from above (nullptr: zeros); dh_n, dc_n (B,H) extra gradients on
@@ -30,6 +30,7 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
 template <typename S>
 void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* gates,
                    const S* h_prev, const S* c, const S* c_prev, const S* dh, const S* dh_n,
-                   const S* dc_n, S* dgates, S* dx, S* dh0, S* dc0, S* dw_ih, S* dw_hh, S* db);
+                   const S* dc_n, S* dgates, S* dx, S* dh0, S* dc0, S* dw_ih, S* dw_hh, S* db,
+                   const std::int64_t* lengths = nullptr);
 
 }  // namespace rnnx

@@ -33,8 +33,9 @@ void activate_grad(Nonlinearity f, A&& dz, const H& h) {
 
 template <typename S>
 void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, const S* w_hh,
-                 const S* b, S* h_all) {
+                 const S* b, S* h_all, const std::int64_t* lengths) {
   check_dims(d);
+  const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
   MapConstMat<S> X(x, TB, D), Wih(w_ih, H, D), Whh(w_hh, H, H);
   MapMat<S> Hall(h_all, (T + 1) * B, H);
@@ -58,6 +59,9 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
       auto zt = Z.block(t * B, u.j0, B, u.c);
       matmul<true>(zt, Hall.middleRows(t * B, B), Whh.middleRows(u.j0, u.c).transpose());
       activate(f, zt);
+      if (len.any(t))  // padded examples keep their state
+        for (Index b = 0; b < B; ++b)
+          if (len.padded(t, b)) zt.row(b) = Hall.block(t * B + b, u.j0, 1, u.c);
     }, par);
   }
 }
@@ -65,8 +69,9 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
 template <typename S>
 void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, const S* w_hh,
                   const S* h, const S* h_prev, const S* dh, const S* dh_n, S* dz, S* dx, S* dh0,
-                  S* dw_ih, S* dw_hh, S* db) {
+                  S* dw_ih, S* dw_hh, S* db, const std::int64_t* lengths) {
   check_dims(d);
+  const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
   MapConstMat<S> X(x, TB, D), Wih(w_ih, H, D), Whh(w_hh, H, H);
   MapConstMat<S> Hs(h, TB, H), Hprev(h_prev, TB, H);
@@ -79,14 +84,23 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
     dH = MapConstMat<S>(dh_n, B, H);
   else
     dH.setZero();
-  const Index n_units = ceil_div(H, kUnitsPerTask);
+  const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * H * H);
+  AlignedVec<S> scratch(size_t(lengths ? n_units * B * cmax : 0));
   for (Index t = T - 1; t >= -1; --t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
       auto carry = dH.middleCols(u.j0, u.c);
-      if (t < T - 1)
-        matmul<false>(carry, dZ.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
+      if (t < T - 1) {
+        if (len.any(t + 1)) {  // a padded step passes dL/dh through unchanged
+          auto acc = MapMat<S>(scratch.data() + k * B * cmax, B, u.c);
+          matmul<false>(acc, dZ.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
+          for (Index b = 0; b < B; ++b)
+            if (!len.padded(t + 1, b)) carry.row(b) = acc.row(b);
+        } else {
+          matmul<false>(carry, dZ.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
+        }
+      }
       if (t < 0) return;  // the carry of step 0 is dh0
       auto dzt = dZ.block(t * B, u.j0, B, u.c);
       if (dh)
@@ -98,6 +112,9 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
                       MapConstArr<S>(h + t * B * H, B * H));
       else
         activate_grad(f, dzt.array(), Hs.block(t * B, u.j0, B, u.c).array());
+      if (len.any(t))
+        for (Index b = 0; b < B; ++b)
+          if (len.padded(t, b)) dzt.row(b).setZero();
     }, par);
   }
 
@@ -121,9 +138,10 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
 
 #define RNNX_INSTANTIATE(S)                                                                    \
   template void rnn_forward<S>(const SeqDims&, Nonlinearity, const S*, const S*, const S*,     \
-                               const S*, S*);                                                  \
+                               const S*, S*, const std::int64_t*);                             \
   template void rnn_backward<S>(const SeqDims&, Nonlinearity, const S*, const S*, const S*,    \
-                                const S*, const S*, const S*, const S*, S*, S*, S*, S*, S*, S*);
+                                const S*, const S*, const S*, const S*, S*, S*, S*, S*, S*, S*, \
+                                const std::int64_t*);
 RNNX_INSTANTIATE(float)
 RNNX_INSTANTIATE(double)
 #undef RNNX_INSTANTIATE

@@ -13,7 +13,7 @@ namespace rnnx {
 
 template <typename S>
 void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, const S* w_hh,
-                 const S* b, S* h_all);
+                 const S* b, S* h_all, const std::int64_t* lengths = nullptr);
 
 // Backward through time. Inputs:
 //   dh (T,B,H)    dL/dh_t from above each step (nullptr: zeros)
@@ -25,6 +25,6 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
 template <typename S>
 void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, const S* w_hh,
                   const S* h, const S* h_prev, const S* dh, const S* dh_n, S* dz, S* dx, S* dh0,
-                  S* dw_ih, S* dw_hh, S* db);
+                  S* dw_ih, S* dw_hh, S* db, const std::int64_t* lengths = nullptr);
 
 }  // namespace rnnx
