@@ -13,10 +13,12 @@ dinos
     The "Dinosaurus Island" character-level language model (2021 semantics,
     including the global-RNG side effects and the printed progress listing).
 kernels
-    The time-major ``(T, B, D)`` RNN and LSTM kernels with PyTorch conventions
+    The time-major ``(T, B, D)`` RNN, GRU and LSTM kernels with PyTorch conventions
     that the C++ core implements.
+masking
+    The same kernels for batches of sequences of different lengths (``lengths``).
 """
 
-from . import course, dinos, kernels
+from . import course, dinos, kernels, masking
 
-__all__ = ["course", "dinos", "kernels"]
+__all__ = ["course", "dinos", "kernels", "masking"]
