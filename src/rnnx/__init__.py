@@ -3,13 +3,16 @@
 * ``rnnx.rnn_forward``, ``rnnx.lstm_backward``, ...: the course's "Step by Step"
   functions as a drop-in (see :mod:`rnnx.course`).
 * ``rnnx.dinos``: the course's "Dinosaurus Island" functions as a drop-in.
-* ``rnnx.kernels``: the time-major ``(T, B, D)`` RNN and LSTM kernels.
+* ``rnnx.RNN``, ``rnnx.GRU``, ``rnnx.LSTM``: layers (stacked, bidirectional, variable
+  lengths) with PyTorch's arguments and parameter names (see :mod:`rnnx.layers`).
+* ``rnnx.kernels``: the time-major ``(T, B, D)`` RNN, GRU and LSTM kernels.
 * ``rnnx.reference``: the same math in plain NumPy, the ground truth of the tests.
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import dinos, kernels, reference
+from .layers import GRU, LSTM, RNN
 from ._loader import core as _core
 from .course import (
     lstm_backward,
@@ -59,5 +62,5 @@ __all__ = [
     "rnn_cell_forward", "rnn_forward", "rnn_cell_backward", "rnn_backward",
     "lstm_cell_forward", "lstm_forward", "lstm_cell_backward", "lstm_backward",
     "softmax", "sigmoid", "dinos", "kernels", "reference", "isa", "__version__",
-    "get_num_threads", "set_num_threads",
+    "get_num_threads", "set_num_threads", "RNN", "GRU", "LSTM",
 ]

@@ -1,0 +1,492 @@
+"""Recurrent layers: RNN, GRU and LSTM, stacked and bidirectional, with variable lengths.
+
+The classes take PyTorch's constructor arguments and parameter names, and run every
+layer-direction's whole sequence in one C++ call (:mod:`rnnx.kernels`); Python only
+loops over layers and directions. Forward and backward are explicit (no autograd):
+
+    y, state, cache = layer.forward(x, state=None, lengths=None)
+    dx, dstate0, grads = layer.backward(dy, cache, dstate=None)
+
+Shapes: ``x (T, B, input_size)``, ``y (T, B, D*hidden_size)`` with ``D = 2`` when
+bidirectional (forward direction first), ``state`` ``h_n (num_layers*D, B, hidden_size)``
+(and ``c_n`` for the LSTM), index ``layer*D + direction`` as in PyTorch.
+
+``lengths`` (``(B,)`` ints in ``1..T``, any order) marks the valid steps of each
+sequence: ``y`` is zero at padded steps, which receive no gradient; the final state is
+the state at each sequence's own last step; the reverse direction runs over each
+sequence's valid part only, as PyTorch does with ``pack_padded_sequence``.
+"""
+
+import numbers
+
+import numpy as np
+
+from . import kernels as _kernels
+
+__all__ = ["RNN", "GRU", "LSTM", "LayerCache"]
+
+
+def _reverse_in_length(a, lengths):
+    """a (T, B, ...) with each sequence's first lengths[b] steps in reverse order.
+
+    Steps past a sequence's length stay where they are. The map is its own inverse.
+    """
+    if lengths is None:
+        return np.ascontiguousarray(a[::-1])
+    T, B = a.shape[:2]
+    t = np.arange(T)[:, None]
+    idx = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+    return np.ascontiguousarray(a[idx, np.arange(B)[None, :]])
+
+
+class LayerCache:
+    """What :meth:`backward` needs, and every state and gate of every step, as NumPy arrays.
+
+    Attributes
+    ----------
+    states : dict
+        ``states[(layer, direction)]`` is a dict with ``"h"`` ``(T, B, H)``, ``"gates"``
+        ``(T, B, G*H)`` (the activated gates in gate order), and ``"c"`` (LSTM) or
+        ``"aux"`` (GRU). Arrays are the kernels' outputs, not copies. For the reverse
+        direction they are in processing order: step ``t`` of sequence ``b`` is input
+        step ``lengths[b] - 1 - t``.
+    lengths : ndarray of shape (B,) or None
+    """
+
+    def __init__(self, kind, gate_names, lengths):
+        self.kind = kind
+        self.gate_names = gate_names
+        self.lengths = lengths
+        self.states = {}
+        self.inputs = {}     # (layer, direction) -> the input the kernel saw
+        self.initial = {}    # (layer, direction) -> (h0, c0 or None)
+        self.dropout = {}    # layer -> the scaled mask applied to its output
+        self.shape = None    # (T, B)
+
+    def gate(self, name, layer=0, direction=0):
+        """The ``(T, B, H)`` view of one gate's activations (e.g. ``"f"`` of the LSTM)."""
+        if name not in self.gate_names:
+            raise KeyError(f"gate must be one of {', '.join(self.gate_names)}, got {name!r}")
+        if (layer, direction) not in self.states:
+            raise KeyError(f"no layer {layer}, direction {direction} in this cache")
+        gates = self.states[(layer, direction)]["gates"]
+        H = gates.shape[2] // len(self.gate_names)
+        q = self.gate_names.index(name)
+        return gates[:, :, q * H:(q + 1) * H]
+
+
+class _Recurrent:
+    _kind = None
+    _gate_names = ()
+    _infix = ""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False,
+                 dropout=0.0, dtype=np.float32, seed=None):
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not isinstance(dropout, numbers.Real) or not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.num_layers, self.bias = int(num_layers), bool(bias)
+        self.bidirectional, self.dropout = bool(bidirectional), float(dropout)
+        self.dtype = dtype
+        self.training = True
+        self._rng = np.random.default_rng(seed)
+        self._params = {}
+        H, G = self.hidden_size, len(self._gate_names)
+        k = 1.0 / np.sqrt(H)
+        for layer in range(self.num_layers):
+            width = self.input_size if layer == 0 else self.hidden_size * self._directions
+            for d in range(self._directions):
+                shapes = {"weight_ih": (G * H, width), "weight_hh": (G * H, H)}
+                if self.bias:
+                    shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
+                for base, shape in shapes.items():
+                    self._params[self._name(base, layer, d)] = \
+                        self._rng.uniform(-k, k, size=shape).astype(dtype)
+
+    # -- parameters ---------------------------------------------------------------------
+
+    @property
+    def _directions(self):
+        return 2 if self.bidirectional else 1
+
+    def _name(self, base, layer, direction):
+        return f"{base}{self._infix}_l{layer}" + ("_reverse" if direction else "")
+
+    def state_dict(self):
+        """The parameters, a dict of NumPy arrays named and laid out like PyTorch's."""
+        return dict(self._params)
+
+    def load_state_dict(self, state_dict):
+        """Replace every parameter; accepts NumPy arrays or torch tensors.
+
+        Raises
+        ------
+        KeyError
+            A key is missing or unexpected.
+        ValueError
+            An array has the wrong shape or is not finite.
+        """
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        missing = [k for k in self._params if k not in state_dict]
+        extra = [k for k in state_dict if k not in self._params]
+        if missing or extra:
+            raise KeyError(f"state_dict keys do not match: missing {missing}, unexpected {extra}")
+        new = {}
+        for key, old in self._params.items():
+            value = state_dict[key]
+            if hasattr(value, "detach"):  # a torch tensor
+                value = value.detach().cpu().numpy()
+            value = np.asarray(value)
+            if value.shape != old.shape:
+                raise ValueError(f"state_dict[{key!r}] must have shape {old.shape}, got {value.shape}")
+            if value.dtype.kind not in "fiu":
+                raise TypeError(f"state_dict[{key!r}] must be numeric, got {value.dtype}")
+            value = np.array(value, dtype=self.dtype, copy=True)
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"state_dict[{key!r}] contains NaN or infinity")
+            new[key] = value
+        self._params = new
+
+    def train(self, mode=True):
+        """Training mode (dropout between layers on) or not; returns self."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode (no dropout); returns self."""
+        return self.train(False)
+
+    # -- forward and backward ---------------------------------------------------------
+
+    def forward(self, x, state=None, lengths=None):
+        """Run the whole sequence through every layer and direction.
+
+        Parameters
+        ----------
+        x : ndarray of shape (T, B, input_size)
+            Of the layer's dtype.
+        state : optional
+            The initial state (zeros when None), shaped like the returned one.
+        lengths : ndarray of shape (B,), optional
+            Valid steps of each sequence, ints in 1..T, any order.
+
+        Returns
+        -------
+        y : ndarray of shape (T, B, D*hidden_size)
+        state : ndarray of shape (num_layers*D, B, hidden_size), or a pair for the LSTM
+        cache : LayerCache
+        """
+        x = self._check_x(x)
+        T, B, _ = x.shape
+        lengths = self._check_lengths(lengths, T, B)
+        h0, c0 = self._initial_state(state, B)
+        mask = None if lengths is None else (np.arange(T)[:, None] < lengths[None, :])[:, :, None]
+        cache = LayerCache(self._kind, self._gate_names, lengths)
+        cache.shape = (T, B)
+        H, D = self.hidden_size, self._directions
+        h_n = np.empty((self.num_layers * D, B, H), dtype=self.dtype)
+        c_n = np.empty_like(h_n) if self._kind == "lstm" else None
+        inp = x
+        for layer in range(self.num_layers):
+            y = np.empty((T, B, D * H), dtype=self.dtype)
+            for d in range(D):
+                i = layer * D + d
+                xin = inp if d == 0 else _reverse_in_length(inp, lengths)
+                rec = self._kernel_forward(layer, d, xin, h0[i], None if c0 is None else c0[i],
+                                           lengths)
+                cache.states[(layer, d)] = rec
+                cache.inputs[(layer, d)] = xin
+                cache.initial[(layer, d)] = (h0[i], None if c0 is None else c0[i])
+                h = rec["h"]
+                h_n[i] = h[-1]
+                if c_n is not None:
+                    c_n[i] = rec["c"][-1]
+                y[:, :, d * H:(d + 1) * H] = h if d == 0 else _reverse_in_length(h, lengths)
+            if mask is not None:
+                y *= mask
+            if layer < self.num_layers - 1 and self.training and self.dropout > 0:
+                keep = self._rng.random(y.shape) >= self.dropout
+                scaled = (keep / (1.0 - self.dropout)).astype(self.dtype)
+                cache.dropout[layer] = scaled
+                y = y * scaled
+            inp = y
+        state_out = (h_n, c_n) if self._kind == "lstm" else h_n
+        return inp, state_out, cache
+
+    def backward(self, dy, cache, dstate=None):
+        """Backpropagation through every layer, direction and step.
+
+        Parameters
+        ----------
+        dy : ndarray of shape (T, B, D*hidden_size)
+            Gradient of the loss with respect to ``y`` (padded steps are ignored).
+        cache : LayerCache
+            From :meth:`forward`.
+        dstate : optional
+            Gradient with respect to the returned state (same structure), or None.
+
+        Returns
+        -------
+        dx : ndarray of shape (T, B, input_size)
+        dstate0 : gradient with respect to the initial state (same structure as state)
+        grads : dict keyed like :meth:`state_dict`
+        """
+        if not isinstance(cache, LayerCache) or cache.kind != self._kind:
+            raise TypeError("cache must be the LayerCache this layer's forward returned")
+        T, B = cache.shape
+        H, D, L = self.hidden_size, self._directions, self.num_layers
+        dy = self._check_array("dy", dy, (T, B, D * H))
+        dh_n, dc_n = self._final_state_grad(dstate, B)
+        lengths = cache.lengths
+        grads = {}
+        dh0 = np.zeros((L * D, B, H), dtype=self.dtype)
+        dc0 = np.zeros_like(dh0) if self._kind == "lstm" else None
+        d_out = dy
+        for layer in reversed(range(L)):
+            if layer in cache.dropout:
+                d_out = d_out * cache.dropout[layer]
+            dx = None
+            for d in range(D):
+                i = layer * D + d
+                g = np.ascontiguousarray(d_out[:, :, d * H:(d + 1) * H])
+                if d == 1:
+                    g = _reverse_in_length(g, lengths)
+                dxd, dstates, pgrads = self._kernel_backward(
+                    layer, d, cache, g, None if dh_n is None else dh_n[i],
+                    None if dc_n is None else dc_n[i])
+                if d == 1:
+                    dxd = _reverse_in_length(dxd, lengths)
+                dx = dxd if dx is None else dx + dxd
+                dh0[i] = dstates[0]
+                if dc0 is not None:
+                    dc0[i] = dstates[1]
+                for base, value in pgrads.items():
+                    grads[self._name(base, layer, d)] = value
+            d_out = dx
+        grads = {k: grads[k] for k in self._params}  # state_dict order
+        dstate0 = (dh0, dc0) if self._kind == "lstm" else dh0
+        return d_out, dstate0, grads
+
+    # -- checks -------------------------------------------------------------------------
+
+    def _check_array(self, name, a, shape):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} must be a numpy.ndarray of dtype {self.dtype}, got "
+                            f"{type(a).__name__}")
+        if a.dtype != self.dtype:
+            raise TypeError(f"{name} must have the layer's dtype {self.dtype}, got {a.dtype}")
+        if a.shape != tuple(shape):
+            raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
+        return a
+
+    def _check_x(self, x):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
+        if x.ndim != 3 or x.shape[2] != self.input_size or 0 in x.shape:
+            raise ValueError(f"x must have shape (T, B, {self.input_size}) for input_size="
+                             f"{self.input_size}, got {x.shape}")
+        return self._check_array("x", x, x.shape)
+
+    @staticmethod
+    def _check_lengths(lengths, T, B):
+        if lengths is None:
+            return None
+        if isinstance(lengths, (list, tuple)):
+            lengths = np.asarray(lengths)
+        if not isinstance(lengths, np.ndarray) or lengths.dtype.kind not in "iu":
+            raise TypeError("lengths must be an integer array of shape (B,)")
+        if lengths.shape != (B,):
+            raise ValueError(f"lengths must have shape (B,) = ({B},), got {lengths.shape}")
+        if lengths.min() < 1 or lengths.max() > T:
+            raise ValueError(f"lengths must lie in 1..T = 1..{T}, got "
+                             f"{lengths.min()}..{lengths.max()}")
+        return lengths.astype(np.int64)
+
+    def _state_shape(self, B):
+        return (self.num_layers * self._directions, B, self.hidden_size)
+
+    def _initial_state(self, state, B):
+        shape = self._state_shape(B)
+        if self._kind == "lstm":
+            if state is None:
+                return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError("state must be the pair (h_0, c_0) for the LSTM")
+            return (self._check_array("state[0] (h_0)", state[0], shape),
+                    self._check_array("state[1] (c_0)", state[1], shape))
+        if state is None:
+            return np.zeros(shape, self.dtype), None
+        return self._check_array("state", state, shape), None
+
+    def _final_state_grad(self, dstate, B):
+        shape = self._state_shape(B)
+        if dstate is None:
+            return None, None
+        if self._kind == "lstm":
+            if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
+                raise TypeError("dstate must be the pair (dh_n, dc_n) for the LSTM")
+            dh = None if dstate[0] is None else self._check_array("dstate[0]", dstate[0], shape)
+            dc = None if dstate[1] is None else self._check_array("dstate[1]", dstate[1], shape)
+            return dh, dc
+        return self._check_array("dstate", dstate, shape), None
+
+    def _p(self, base, layer, d):
+        return self._params.get(self._name(base, layer, d))
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers="
+                f"{self.num_layers}, bias={self.bias}, bidirectional={self.bidirectional}, "
+                f"dropout={self.dropout}, dtype={self.dtype.name})")
+
+
+def _bias_sum(b_ih, b_hh):
+    return None if b_ih is None else b_ih + b_hh
+
+
+class RNN(_Recurrent):
+    """Elman RNN: ``h_t = f(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh)``, f = tanh or relu.
+
+    Parameters
+    ----------
+    input_size, hidden_size, num_layers, bias, bidirectional, dropout
+        As in PyTorch's ``nn.RNN``.
+    nonlinearity : {"tanh", "relu"}
+    dtype : float32 or float64
+    seed : int, optional
+        Seeds the parameters' initialisation and the dropout masks.
+    """
+
+    _kind = "rnn"
+    _gate_names = ("h",)
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False,
+                 dropout=0.0, nonlinearity="tanh", dtype=np.float32, seed=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, bidirectional, dropout,
+                         dtype, seed)
+
+    def _kernel_forward(self, layer, d, x, h0, c0, lengths):
+        p = self._p
+        h = _kernels.rnn_forward(x, np.ascontiguousarray(h0), p("weight_ih", layer, d),
+                                 p("weight_hh", layer, d),
+                                 _bias_sum(p("bias_ih", layer, d), p("bias_hh", layer, d)),
+                                 self.nonlinearity, lengths=lengths)
+        return {"h": h, "gates": h}
+
+    def _kernel_backward(self, layer, d, cache, dh, dh_n, dc_n):
+        p = self._p
+        rec, (h0, _) = cache.states[(layer, d)], cache.initial[(layer, d)]
+        dx, dh0, dw_ih, dw_hh, db = _kernels.rnn_backward(
+            dh, cache.inputs[(layer, d)], np.ascontiguousarray(h0), rec["h"],
+            p("weight_ih", layer, d), p("weight_hh", layer, d), self.nonlinearity,
+            dh_n=dh_n, lengths=cache.lengths)
+        grads = {"weight_ih": dw_ih, "weight_hh": dw_hh}
+        if self.bias:
+            grads.update(bias_ih=db, bias_hh=db.copy())
+        return dx, (dh0,), grads
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit, in PyTorch's form or the course's.
+
+    Notes
+    -----
+    Gate order r, z, n::
+
+        r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr)
+        z = σ(x W_izᵀ + b_iz + h W_hzᵀ + b_hz)
+        n = tanh(x W_inᵀ + b_in + r * (h W_hnᵀ + b_hn))   reset_after=True (PyTorch, cuDNN)
+        n = tanh(x W_inᵀ + b_in + (r * h) W_hnᵀ + b_hn)   reset_after=False (the course)
+        h' = (1 - z) * n + z * h
+
+    ``simplified=True`` is the course's GRU with an update gate only (gates z, n;
+    ``n = tanh(x W_inᵀ + b_in + h W_hnᵀ + b_hn)``); its parameters are named
+    ``weight_ih_zn_l0`` etc., so that a full GRU's cannot be loaded into it by mistake.
+    """
+
+    _kind = "gru"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False,
+                 dropout=0.0, dtype=np.float32, seed=None, reset_after=True, simplified=False):
+        self.reset_after, self.simplified = bool(reset_after), bool(simplified)
+        self._gate_names = ("z", "n") if self.simplified else ("r", "z", "n")
+        self._infix = "_zn" if self.simplified else ""
+        super().__init__(input_size, hidden_size, num_layers, bias, bidirectional, dropout,
+                         dtype, seed)
+
+    def _kernel_forward(self, layer, d, x, h0, c0, lengths):
+        p = self._p
+        h, gates, aux = _kernels.gru_forward(
+            x, np.ascontiguousarray(h0), p("weight_ih", layer, d), p("weight_hh", layer, d),
+            p("bias_ih", layer, d), p("bias_hh", layer, d), self.reset_after, self.simplified,
+            lengths=lengths)
+        return {"h": h, "gates": gates, "aux": aux}
+
+    def _kernel_backward(self, layer, d, cache, dh, dh_n, dc_n):
+        p = self._p
+        rec, (h0, _) = cache.states[(layer, d)], cache.initial[(layer, d)]
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _kernels.gru_backward(
+            dh, cache.inputs[(layer, d)], np.ascontiguousarray(h0), rec["h"], rec["gates"],
+            rec["aux"], p("weight_ih", layer, d), p("weight_hh", layer, d), self.reset_after,
+            self.simplified, dh_n=dh_n, lengths=cache.lengths)
+        grads = {"weight_ih": dw_ih, "weight_hh": dw_hh}
+        if self.bias:
+            grads.update(bias_ih=db_ih, bias_hh=db_hh)
+        return dx, (dh0,), grads
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory, gate order i, f, g, o (PyTorch's).
+
+    Notes
+    -----
+    ``i, f, o = σ(·)`` and ``g = tanh(·)`` of ``x W_ihᵀ + b_ih + h W_hhᵀ + b_hh``;
+    ``c' = f * c + i * g``; ``h' = o * tanh(c')``. ``forget_bias`` is added to the forget
+    gate's part of ``bias_ih`` at initialisation.
+    """
+
+    _kind = "lstm"
+    _gate_names = ("i", "f", "g", "o")
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False,
+                 dropout=0.0, dtype=np.float32, seed=None, forget_bias=0.0):
+        super().__init__(input_size, hidden_size, num_layers, bias, bidirectional, dropout,
+                         dtype, seed)
+        if not isinstance(forget_bias, numbers.Real) or not np.isfinite(forget_bias):
+            raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
+        self.forget_bias = float(forget_bias)
+        if self.bias and self.forget_bias:
+            H = self.hidden_size
+            for key in self._params:
+                if key.startswith("bias_ih"):
+                    self._params[key][H:2 * H] += self.dtype.type(self.forget_bias)
+
+    def _kernel_forward(self, layer, d, x, h0, c0, lengths):
+        p = self._p
+        h, c, gates = _kernels.lstm_forward(
+            x, np.ascontiguousarray(h0), np.ascontiguousarray(c0), p("weight_ih", layer, d),
+            p("weight_hh", layer, d), _bias_sum(p("bias_ih", layer, d), p("bias_hh", layer, d)),
+            lengths=lengths)
+        return {"h": h, "c": c, "gates": gates}
+
+    def _kernel_backward(self, layer, d, cache, dh, dh_n, dc_n):
+        p = self._p
+        rec, (h0, c0) = cache.states[(layer, d)], cache.initial[(layer, d)]
+        dx, dh0, dc0, dw_ih, dw_hh, db = _kernels.lstm_backward(
+            dh, cache.inputs[(layer, d)], np.ascontiguousarray(h0), np.ascontiguousarray(c0),
+            rec["h"], rec["c"], rec["gates"], p("weight_ih", layer, d), p("weight_hh", layer, d),
+            dh_n=dh_n, dc_n=dc_n, lengths=cache.lengths)
+        grads = {"weight_ih": dw_ih, "weight_hh": dw_hh}
+        if self.bias:
+            grads.update(bias_ih=db, bias_hh=db.copy())
+        return dx, (dh0, dc0), grads
