@@ -237,7 +237,7 @@ def gru_backward(dh, x, h0, h, gates, aux, w_ih, w_hh, reset_after=True, simplif
         bool(simplified), _lengths(lengths, B, T))
 
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b=None, lengths=None):
+def lstm_forward(x, h0, c0, w_ih, w_hh, b=None, lengths=None, peephole=None):
     """LSTM over a sequence (gate order i, f, g, o).
 
     Parameters
@@ -247,6 +247,9 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b=None, lengths=None):
     w_ih : ndarray of shape (4H, D)
     w_hh : ndarray of shape (4H, H)
     b : ndarray of shape (4H,), optional
+    lengths : ndarray of shape (B,), optional
+    peephole : ndarray of shape (3H,), optional
+        Diagonal peepholes ``[p_i, p_f, p_o]`` from the cell state to the gates.
 
     Returns
     -------
@@ -257,7 +260,8 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b=None, lengths=None):
     Notes
     -----
     ``i, f, o = σ(·)``, ``g = tanh(·)`` of ``x_t w_ihᵀ + h_{t-1} w_hhᵀ + b``;
-    ``c_t = f*c_{t-1} + i*g``; ``h_t = o*tanh(c_t)``.
+    ``c_t = f*c_{t-1} + i*g``; ``h_t = o*tanh(c_t)``. With peepholes ``p_i * c_{t-1}``
+    and ``p_f * c_{t-1}`` are added inside i and f, and ``p_o * c_t`` inside o.
     """
     dt = _dtype_of(x)
     T, B, D = x.shape
@@ -266,11 +270,13 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b=None, lengths=None):
         _arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("h0", h0, (B, H), "(B, H)", dt),
         _arg("c0", c0, (B, H), "(B, H)", dt), _arg("w_ih", w_ih, (4 * H, D), "(4H, D)", dt),
         _arg("w_hh", w_hh, (4 * H, H), "(4H, H)", dt),
-        _arg("b", b, (4 * H,), "(4H,)", dt, optional=True), _lengths(lengths, B, T))
+        _arg("b", b, (4 * H,), "(4H,)", dt, optional=True), _lengths(lengths, B, T),
+        _arg("peephole", peephole, (3 * H,), "(3H,)", dt, optional=True))
     return h_all[1:], c_all[1:], gates
 
 
-def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None, lengths=None):
+def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None, lengths=None,
+                  peephole=None):
     """Backpropagation through time for :func:`lstm_forward`.
 
     Parameters
@@ -282,6 +288,8 @@ def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None, 
         Its outputs.
     dh_n, dc_n : ndarray of shape (B, H), optional
         Extra gradients on the final hidden and cell states.
+    lengths, peephole : optional
+        As given to :func:`lstm_forward`.
 
     Returns
     -------
@@ -289,6 +297,8 @@ def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None, 
     dh0, dc0 : ndarray of shape (B, H)
     dw_ih, dw_hh : ndarray
     db : ndarray of shape (4H,)
+    dpeephole : ndarray of shape (3H,)
+        Only when ``peephole`` is given (a 7-tuple then).
     """
     dt = _dtype_of(x)
     T, B, D = x.shape
@@ -304,4 +314,5 @@ def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None, 
         _arg("gates", gates, (T, B, 4 * H), "(T, B, 4H)", dt), _prev(h0, h), c, _prev(c0, c),
         _arg("dh", dh, tbh, "(T, B, H)", dt, optional=True),
         _arg("dh_n", dh_n, (B, H), "(B, H)", dt, optional=True),
-        _arg("dc_n", dc_n, (B, H), "(B, H)", dt, optional=True), _lengths(lengths, B, T))
+        _arg("dc_n", dc_n, (B, H), "(B, H)", dt, optional=True), _lengths(lengths, B, T),
+        _arg("peephole", peephole, (3 * H,), "(3H,)", dt, optional=True))

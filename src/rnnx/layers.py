@@ -453,15 +453,26 @@ class LSTM(_Recurrent):
     ``i, f, o = σ(·)`` and ``g = tanh(·)`` of ``x W_ihᵀ + b_ih + h W_hhᵀ + b_hh``;
     ``c' = f * c + i * g``; ``h' = o * tanh(c')``. ``forget_bias`` is added to the forget
     gate's part of ``bias_ih`` at initialisation.
+
+    ``peephole=True`` adds diagonal peepholes from the cell state, one vector per layer
+    and direction, ``weight_peephole_l{k}`` of shape ``(3H,)`` = ``[p_i, p_f, p_o]``:
+    ``p_i * c`` and ``p_f * c`` inside i and f, ``p_o * c'`` inside o.
     """
 
     _kind = "lstm"
     _gate_names = ("i", "f", "g", "o")
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False,
-                 dropout=0.0, dtype=np.float32, seed=None, forget_bias=0.0):
+                 dropout=0.0, dtype=np.float32, seed=None, forget_bias=0.0, peephole=False):
+        self.peephole = bool(peephole)
         super().__init__(input_size, hidden_size, num_layers, bias, bidirectional, dropout,
                          dtype, seed)
+        if self.peephole:  # weight_peephole_l{k} (3H,): [p_i, p_f, p_o], after the others
+            k = 1.0 / np.sqrt(self.hidden_size)
+            for layer in range(self.num_layers):
+                for d in range(self._directions):
+                    self._params[self._name("weight_peephole", layer, d)] = self._rng.uniform(
+                        -k, k, size=3 * self.hidden_size).astype(self.dtype)
         if not isinstance(forget_bias, numbers.Real) or not np.isfinite(forget_bias):
             raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
         self.forget_bias = float(forget_bias)
@@ -476,17 +487,20 @@ class LSTM(_Recurrent):
         h, c, gates = _kernels.lstm_forward(
             x, np.ascontiguousarray(h0), np.ascontiguousarray(c0), p("weight_ih", layer, d),
             p("weight_hh", layer, d), _bias_sum(p("bias_ih", layer, d), p("bias_hh", layer, d)),
-            lengths=lengths)
+            lengths=lengths, peephole=p("weight_peephole", layer, d))
         return {"h": h, "c": c, "gates": gates}
 
     def _kernel_backward(self, layer, d, cache, dh, dh_n, dc_n):
         p = self._p
         rec, (h0, c0) = cache.states[(layer, d)], cache.initial[(layer, d)]
-        dx, dh0, dc0, dw_ih, dw_hh, db = _kernels.lstm_backward(
+        out = _kernels.lstm_backward(
             dh, cache.inputs[(layer, d)], np.ascontiguousarray(h0), np.ascontiguousarray(c0),
             rec["h"], rec["c"], rec["gates"], p("weight_ih", layer, d), p("weight_hh", layer, d),
-            dh_n=dh_n, dc_n=dc_n, lengths=cache.lengths)
+            dh_n=dh_n, dc_n=dc_n, lengths=cache.lengths, peephole=p("weight_peephole", layer, d))
+        dx, dh0, dc0, dw_ih, dw_hh, db = out[:6]
         grads = {"weight_ih": dw_ih, "weight_hh": dw_hh}
         if self.bias:
             grads.update(bias_ih=db, bias_hh=db.copy())
+        if self.peephole:
+            grads["weight_peephole"] = out[6]
         return dx, (dh0, dc0), grads

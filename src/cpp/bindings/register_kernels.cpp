@@ -144,7 +144,7 @@ py::tuple k_rnn_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::han
 // lstm_forward(x, h0, c0, w_ih, w_hh, b) -> (gates (T,B,4H), h_all, c_all (T+1,B,H))
 template <typename S>
 py::tuple k_lstm_forward(py::handle x, py::handle h0, py::handle c0, py::handle w_ih,
-                         py::handle w_hh, py::handle b, py::handle lengths) {
+                         py::handle w_hh, py::handle b, py::handle lengths, py::handle peephole) {
   as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
   const SeqDims d = seq_dims(x, w_ih, 4);
@@ -161,6 +161,7 @@ py::tuple k_lstm_forward(py::handle x, py::handle h0, py::handle c0, py::handle 
   const S* whh = whh_in.ptr;
   const Aligned<S> bp_in = in_opt<S>(b, "b", {4 * d.H}, "(4H,)");
   const S* bp = bp_in.ptr;
+  const Aligned<S> pp_in = in_opt<S>(peephole, "peephole", {3 * d.H}, "(3H,)");
   auto gates = empty<S>({d.T, d.B, 4 * d.H});
   auto h_all = empty<S>({d.T + 1, d.B, d.H});
   auto c_all = empty<S>({d.T + 1, d.B, d.H});
@@ -169,7 +170,7 @@ py::tuple k_lstm_forward(py::handle x, py::handle h0, py::handle c0, py::handle 
   std::copy_n(c0p, d.B * d.H, cp);
   {
     py::gil_scoped_release release;
-    lstm_forward<S>(d, xp, wih, whh, bp, gp, hp, cp, ptr_or_null(len));
+    lstm_forward<S>(d, xp, wih, whh, bp, gp, hp, cp, ptr_or_null(len), pp_in.ptr);
   }
   return py::make_tuple(gates, h_all, c_all);
 }
@@ -179,7 +180,8 @@ py::tuple k_lstm_forward(py::handle x, py::handle h0, py::handle c0, py::handle 
 template <typename S>
 py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::handle gates,
                           py::handle h_prev, py::handle c, py::handle c_prev, py::handle dh,
-                          py::handle dh_n, py::handle dc_n, py::handle lengths) {
+                          py::handle dh_n, py::handle dc_n, py::handle lengths,
+                          py::handle peephole) {
   as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
   const SeqDims d = seq_dims(x, w_ih, 4);
@@ -211,14 +213,23 @@ py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::ha
   auto dwih = empty<S>({4 * d.H, d.D});
   auto dwhh = empty<S>({4 * d.H, d.H});
   auto db = empty<S>({4 * d.H});
+  const Aligned<S> pp_in = in_opt<S>(peephole, "peephole", {3 * d.H}, "(3H,)");
+  py::object dpeep = py::none();
+  S* dpp = nullptr;
+  if (pp_in.ptr) {
+    auto a = empty<S>({3 * d.H});
+    dpp = a.mutable_data();
+    dpeep = a;
+  }
   S *dxp = dx.mutable_data(), *dh0p = dh0.mutable_data(), *dc0p = dc0.mutable_data(),
     *dwihp = dwih.mutable_data(), *dwhhp = dwhh.mutable_data(), *dbp = db.mutable_data();
   {
     py::gil_scoped_release release;
     AlignedVec<S> dg(size_t(d.T * d.B * 4 * d.H));
     lstm_backward<S>(d, xp, wih, whh, gp, hpp, cp, cpp, dhp, dhn, dcn, dg.data(), dxp, dh0p, dc0p,
-                     dwihp, dwhhp, dbp, ptr_or_null(len));
+                     dwihp, dwhhp, dbp, ptr_or_null(len), pp_in.ptr, dpp);
   }
+  if (pp_in.ptr) return py::make_tuple(dx, dh0, dc0, dwih, dwhh, db, dpeep);
   return py::make_tuple(dx, dh0, dc0, dwih, dwhh, db);
 }
 
@@ -361,25 +372,25 @@ void register_kernels(py::module_& m) {
   k.def(
       "lstm_forward",
       [](py::handle x, py::handle h0, py::handle c0, py::handle w_ih, py::handle w_hh,
-         py::handle b, py::handle lengths) {
-        return is_f32(x) ? k_lstm_forward<float>(x, h0, c0, w_ih, w_hh, b, lengths)
-                         : k_lstm_forward<double>(x, h0, c0, w_ih, w_hh, b, lengths);
+         py::handle b, py::handle lengths, py::handle peephole) {
+        return is_f32(x) ? k_lstm_forward<float>(x, h0, c0, w_ih, w_hh, b, lengths, peephole)
+                         : k_lstm_forward<double>(x, h0, c0, w_ih, w_hh, b, lengths, peephole);
       },
       arg("x"), arg("h0"), arg("c0"), arg("w_ih"), arg("w_hh"), arg("b").none(true),
-      arg("lengths").none(true) = py::none());
+      arg("lengths").none(true) = py::none(), arg("peephole").none(true) = py::none());
   k.def(
       "lstm_backward",
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle gates, py::handle h_prev,
          py::handle c, py::handle c_prev, py::handle dh, py::handle dh_n, py::handle dc_n,
-         py::handle lengths) {
+         py::handle lengths, py::handle peephole) {
         return is_f32(x) ? k_lstm_backward<float>(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh,
-                                                  dh_n, dc_n, lengths)
+                                                  dh_n, dc_n, lengths, peephole)
                          : k_lstm_backward<double>(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh,
-                                                   dh_n, dc_n, lengths);
+                                                   dh_n, dc_n, lengths, peephole);
       },
       arg("x"), arg("w_ih"), arg("w_hh"), arg("gates"), arg("h_prev"), arg("c"), arg("c_prev"),
       arg("dh").none(true), arg("dh_n").none(true), arg("dc_n").none(true),
-      arg("lengths").none(true) = py::none());
+      arg("lengths").none(true) = py::none(), arg("peephole").none(true) = py::none());
 }
 
 }  // namespace rnnx::bind

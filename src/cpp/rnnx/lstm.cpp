@@ -12,7 +12,8 @@ namespace rnnx {
 
 template <typename S>
 void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* b,
-                  S* gates, S* h_all, S* c_all, const std::int64_t* lengths) {
+                  S* gates, S* h_all, S* c_all, const std::int64_t* lengths,
+                  const S* peephole) {
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
@@ -61,15 +62,22 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
       for (Index q = 0; q < 4; ++q)  // gate q: columns q*H + [j0, j0+c) of the step's gates
         MapMat<S>(sc + q * n, B, u.c) =
             G.block(t * B, q * H + u.j0, B, u.c) + prod.middleCols(q * u.c, u.c);
+      auto gate = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
+      auto cprev = Call.block(t * B, u.j0, B, u.c).array();
+      auto peep = [&](Index q) { return MapConstRowVec<S>(peephole + q * H + u.j0, u.c).array(); };
+      if (peephole) {  // i and f look at c_{t-1}
+        gate(0) += cprev.rowwise() * peep(0);
+        gate(1) += cprev.rowwise() * peep(1);
+      }
       apply(Sigmoid(), sc, sc, 2 * n);  // i, f
       apply(Tanh(), sc + 2 * n, sc + 2 * n, n);  // g
+      auto ct = Call.block((t + 1) * B, u.j0, B, u.c);
+      auto ht = Hall.block((t + 1) * B, u.j0, B, u.c);
+      ct.array() = gate(1) * cprev + gate(0) * gate(2);  // c_t = f*c_{t-1} + i*g
+      if (peephole) gate(3) += ct.array().rowwise() * peep(2);  // o looks at c_t
       apply(Sigmoid(), sc + 3 * n, sc + 3 * n, n);  // o
       for (Index q = 0; q < 4; ++q)
         G.block(t * B, q * H + u.j0, B, u.c) = MapMat<S>(sc + q * n, B, u.c);
-      auto gate = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
-      auto ct = Call.block((t + 1) * B, u.j0, B, u.c);
-      auto ht = Hall.block((t + 1) * B, u.j0, B, u.c);
-      ct.array() = gate(1) * Call.block(t * B, u.j0, B, u.c).array() + gate(0) * gate(2);
       apply_block(Tanh(), ct, ht);  // h_t = o*tanh(c_t)
       ht.array() *= gate(3);
       if (len.any(t))  // padded examples keep their state
@@ -86,7 +94,7 @@ template <typename S>
 void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* gates,
                    const S* h_prev, const S* c, const S* c_prev, const S* dh, const S* dh_n,
                    const S* dc_n, S* dgates, S* dx, S* dh0, S* dc0, S* dw_ih, S* dw_hh, S* db,
-                   const std::int64_t* lengths) {
+                   const std::int64_t* lengths, const S* peephole, S* dpeephole) {
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
@@ -102,6 +110,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   if (dc_n) dC = MapConstMat<S>(dc_n, B, H); else dC.setZero();
   const Index n_units = ceil_div(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * 4 * H * H);
+  if (peephole) MapRowVec<S>(dpeephole, 3 * H).setZero();
   // Per task: gates, their gradients, tanh(c) (blocks 0-8), then for variable lengths a
   // product (9) and the carries kept for padded examples (10, 11); blocks of B x c.
   const Index per_task = 12 * B * std::min(H, kUnitsPerTask);
@@ -149,7 +158,25 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
         df = dc * cp * f * (one - f);
         dc *= f;  // dL/dc_{t-1}
       };
-      if (u.c == H) {
+      if (peephole) {
+        // With peepholes, o = σ(· + p_o c_t) and i, f = σ(· + p_{i,f} c_{t-1}):
+        //   dL/dc_t += d_o p_o;  dL/dc_{t-1} = dc f + di p_i + df p_f
+        auto a = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
+        auto peep = [&](Index q) {
+          return MapConstRowVec<S>(peephole + q * H + u.j0, u.c).array();
+        };
+        auto i = a(0), f = a(1), g = a(2), o = a(3), di = a(4), df = a(5), dg = a(6), d_o = a(7),
+             tc = a(8);
+        auto cp = Cprev.block(t * B, u.j0, B, u.c).array();
+        auto dc = dCu.array();
+        const auto dha = dHu.array();
+        d_o = dha * tc * o * (S(1) - o);
+        dc += dha * o * (S(1) - tc.square()) + d_o.rowwise() * peep(2);
+        dg = dc * i * (S(1) - g.square());
+        di = dc * g * i * (S(1) - i);
+        df = dc * cp * f * (S(1) - f);
+        dc = dc * f + di.rowwise() * peep(0) + df.rowwise() * peep(1);
+      } else if (u.c == H) {
         auto a = [&](Index q) { return MapArr<S>(sc + q * n, n); };
         step(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8),
              MapConstArr<S>(c_prev + t * B * H, n), MapArr<S>(dh0, n), MapArr<S>(dc0, n));
@@ -167,6 +194,16 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
             dCu.row(b) = keep_c.row(b);
             for (Index q = 0; q < 4; ++q) dG.block(t * B + b, q * H + u.j0, 1, u.c).setZero();
           }
+      if (peephole)  // dp_i = Σ di c_{t-1}, dp_f = Σ df c_{t-1}, dp_o = Σ do c_t, row by row
+        for (Index b = 0; b < B; ++b) {
+          const Index row = t * B + b;
+          auto cp = Cprev.block(row, u.j0, 1, u.c).array();
+          MapRowVec<S>(dpeephole + u.j0, u.c).array() += dG.block(row, u.j0, 1, u.c).array() * cp;
+          MapRowVec<S>(dpeephole + H + u.j0, u.c).array() +=
+              dG.block(row, H + u.j0, 1, u.c).array() * cp;
+          MapRowVec<S>(dpeephole + 2 * H + u.j0, u.c).array() +=
+              dG.block(row, 3 * H + u.j0, 1, u.c).array() * C.block(row, u.j0, 1, u.c).array();
+        }
     }, par);
   }
 
@@ -190,10 +227,11 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
 
 #define RNNX_INSTANTIATE(S)                                                                  \
   template void lstm_forward<S>(const SeqDims&, const S*, const S*, const S*, const S*, S*,  \
-                                S*, S*, const std::int64_t*);                                \
+                                S*, S*, const std::int64_t*, const S*);                      \
   template void lstm_backward<S>(const SeqDims&, const S*, const S*, const S*, const S*,     \
                                  const S*, const S*, const S*, const S*, const S*, const S*, \
-                                 S*, S*, S*, S*, S*, S*, S*, const std::int64_t*);
+                                 S*, S*, S*, S*, S*, S*, S*, const std::int64_t*, const S*,  \
+                                 S*);
 RNNX_INSTANTIATE(float)
 RNNX_INSTANTIATE(double)
 #undef RNNX_INSTANTIATE

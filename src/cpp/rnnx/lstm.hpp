@@ -10,6 +10,9 @@
 //   x (T,B,D)  w_ih (4H,D)  w_hh (4H,H)  b (4H) or nullptr
 //   gates (T,B,4H): the activated gates [i f g o] of every step (written)
 //   h_all, c_all (T+1,B,H): [0] = h0 / c0 on entry, [t+1] = h_t / c_t on return.
+//   peephole (3H) or nullptr: diagonal peepholes [p_i p_f p_o] from the cell state:
+//     i = σ(a_i + p_i c_{t-1}),  f = σ(a_f + p_f c_{t-1}),  o = σ(a_o + p_o c_t)
+//   (backward then also writes their gradient dpeephole (3H)).
 #pragma once
 
 #include "rnnx/common.hpp"
@@ -18,7 +21,8 @@ namespace rnnx {
 
 template <typename S>
 void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* b,
-                  S* gates, S* h_all, S* c_all, const std::int64_t* lengths = nullptr);
+                  S* gates, S* h_all, S* c_all, const std::int64_t* lengths = nullptr,
+                  const S* peephole = nullptr);
 
 // Backward through time. Inputs:
 //   dh (T,B,H) dL/dh_t from above (nullptr: zeros); dh_n, dc_n (B,H) extra gradients on
@@ -31,6 +35,7 @@ template <typename S>
 void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* gates,
                    const S* h_prev, const S* c, const S* c_prev, const S* dh, const S* dh_n,
                    const S* dc_n, S* dgates, S* dx, S* dh0, S* dc0, S* dw_ih, S* dw_hh, S* db,
-                   const std::int64_t* lengths = nullptr);
+                   const std::int64_t* lengths = nullptr, const S* peephole = nullptr,
+                   S* dpeephole = nullptr);
 
 }  // namespace rnnx

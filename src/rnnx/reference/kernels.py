@@ -201,7 +201,7 @@ def rnn_backward(dh, x, h0, h, w_ih, w_hh, nonlinearity="tanh", dh_n=None):
 # ----------------------------------------------------------------------------------
 
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b=None):
+def lstm_forward(x, h0, c0, w_ih, w_hh, b=None, peephole=None):
     """LSTM over a sequence (PyTorch gate order i, f, g, o).
 
     For ``t = 0 .. T-1``, with ``h_{-1} = h0``, ``c_{-1} = c0``::
@@ -255,18 +255,25 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b=None):
     h_prev, c_prev = h0, c0
     for t in range(T):
         z = z_in[t] + h_prev @ w_hh.T  # (B, 4H)
-        i = _sigmoid(z[:, 0 * H : 1 * H])
-        f = _sigmoid(z[:, 1 * H : 2 * H])
+        z_i, z_f, z_o = z[:, 0 * H : 1 * H], z[:, 1 * H : 2 * H], z[:, 3 * H : 4 * H]
+        if peephole is not None:  # diagonal peepholes [p_i, p_f, p_o] from the cell state
+            z_i = z_i + peephole[0 * H : 1 * H] * c_prev
+            z_f = z_f + peephole[1 * H : 2 * H] * c_prev
+        i = _sigmoid(z_i)
+        f = _sigmoid(z_f)
         g = np.tanh(z[:, 2 * H : 3 * H])
-        o = _sigmoid(z[:, 3 * H : 4 * H])
         c[t] = f * c_prev + i * g
+        if peephole is not None:
+            z_o = z_o + peephole[2 * H : 3 * H] * c[t]  # the output gate looks at c_t
+        o = _sigmoid(z_o)
         h[t] = o * np.tanh(c[t])
         gates[t] = np.concatenate((i, f, g, o), axis=1)
         h_prev, c_prev = h[t], c[t]
     return h, c, gates
 
 
-def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None):
+def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None,
+                  peephole=None):
     """Backpropagation through time for :func:`lstm_forward`.
 
     Going backwards with carries ``dh_carry`` (starts at `dh_n`) and ``dc_carry``
@@ -306,6 +313,10 @@ def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None):
         Extra gradient on the final hidden state ``h[-1]``.
     dc_n : ndarray, shape (B, H), optional
         Gradient on the final cell state ``c[-1]``.
+    peephole : ndarray, shape (3H,), optional
+        As given to :func:`lstm_forward`; with peepholes ``dc_total`` also gains
+        ``dz_o * p_o``, the carry to ``c_{t-1}`` gains ``dz_i * p_i + dz_f * p_f``, and a
+        7th result ``dpeephole (3H,)`` is returned.
 
     Returns
     -------
@@ -326,20 +337,29 @@ def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None):
     dz = np.empty((T, B, 4 * H), dtype=dtype)  # dL/d(pre-activation), blocks [i|f|g|o]
     dh_carry = np.zeros((B, H), dtype=dtype) if dh_n is None else dh_n
     dc_carry = np.zeros((B, H), dtype=dtype) if dc_n is None else dc_n
+    dpeep = None if peephole is None else np.zeros(3 * H, dtype=dtype)
     for t in reversed(range(T)):
         i, f, g, o = np.split(gates[t], 4, axis=1)
         c_prev = c[t - 1] if t > 0 else c0
         tc = np.tanh(c[t])
 
         dh_total = dh[t] + dh_carry
+        dz[t, :, 3 * H : 4 * H] = dh_total * tc * o * (1 - o)
         dc_total = dc_carry + dh_total * o * (1 - tc * tc)
+        if peephole is not None:  # o = σ(... + p_o c_t): c_t also reaches the loss via o
+            dc_total = dc_total + dz[t, :, 3 * H : 4 * H] * peephole[2 * H : 3 * H]
 
         dz[t, :, 0 * H : 1 * H] = dc_total * g * i * (1 - i)
         dz[t, :, 1 * H : 2 * H] = dc_total * c_prev * f * (1 - f)
         dz[t, :, 2 * H : 3 * H] = dc_total * i * (1 - g * g)
-        dz[t, :, 3 * H : 4 * H] = dh_total * tc * o * (1 - o)
 
         dc_carry = dc_total * f
+        if peephole is not None:  # i, f = σ(... + p c_{t-1}): c_{t-1} reaches them too
+            dz_i, dz_f = dz[t, :, 0 * H : 1 * H], dz[t, :, 1 * H : 2 * H]
+            dc_carry = dc_carry + dz_i * peephole[0 * H : 1 * H] + dz_f * peephole[1 * H : 2 * H]
+            dpeep[0 * H : 1 * H] += (dz_i * c_prev).sum(axis=0)
+            dpeep[1 * H : 2 * H] += (dz_f * c_prev).sum(axis=0)
+            dpeep[2 * H : 3 * H] += (dz[t, :, 3 * H : 4 * H] * c[t]).sum(axis=0)
         dh_carry = dz[t] @ w_hh  # (B, 4H) @ (4H, H)
 
     # whole-sequence products: fold (T, B) into T*B rows
@@ -348,6 +368,8 @@ def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None):
     dw_ih = dz_rows.T @ x.reshape(T * B, D)
     dw_hh = dz_rows.T @ _previous(h0, h).reshape(T * B, H)
     db = dz_rows.sum(axis=0)
+    if peephole is not None:
+        return dx, dh_carry, dc_carry, dw_ih, dw_hh, db, dpeep
     return dx, dh_carry, dc_carry, dw_ih, dw_hh, db
 
 
