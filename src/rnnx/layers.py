@@ -120,7 +120,11 @@ class _Recurrent:
         return f"{base}{self._infix}_l{layer}" + ("_reverse" if direction else "")
 
     def state_dict(self):
-        """The parameters, a dict of NumPy arrays named and laid out like PyTorch's."""
+        """The parameters, a dict of NumPy arrays named and laid out like PyTorch's.
+
+        The arrays are the layer's own (as PyTorch's tensors are): changing them in place
+        changes the layer. :meth:`load_state_dict` replaces them with copies.
+        """
         return dict(self._params)
 
     def load_state_dict(self, state_dict):
@@ -191,6 +195,7 @@ class _Recurrent:
         mask = None if lengths is None else (np.arange(T)[:, None] < lengths[None, :])[:, :, None]
         cache = LayerCache(self._kind, self._gate_names, lengths)
         cache.shape = (T, B)
+        cache.params = dict(self._params)  # backward differentiates these, even after a reload
         H, D = self.hidden_size, self._directions
         h_n = np.empty((self.num_layers * D, B, H), dtype=self.dtype)
         c_n = np.empty_like(h_n) if self._kind == "lstm" else None
@@ -271,7 +276,7 @@ class _Recurrent:
                 for base, value in pgrads.items():
                     grads[self._name(base, layer, d)] = value
             d_out = dx
-        grads = {k: grads[k] for k in self._params}  # state_dict order
+        grads = {k: grads[k] for k in cache.params}  # state_dict order
         dstate0 = (dh0, dc0) if self._kind == "lstm" else dh0
         return d_out, dstate0, grads
 
@@ -338,8 +343,8 @@ class _Recurrent:
             return dh, dc
         return self._check_array("dstate", dstate, shape), None
 
-    def _p(self, base, layer, d):
-        return self._params.get(self._name(base, layer, d))
+    def _p(self, base, layer, d, params=None):
+        return (self._params if params is None else params).get(self._name(base, layer, d))
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers="
@@ -384,7 +389,8 @@ class RNN(_Recurrent):
         return {"h": h, "gates": h}
 
     def _kernel_backward(self, layer, d, cache, dh, dh_n, dc_n):
-        p = self._p
+        def p(base, layer, d):
+            return self._p(base, layer, d, cache.params)
         rec, (h0, _) = cache.states[(layer, d)], cache.initial[(layer, d)]
         dx, dh0, dw_ih, dw_hh, db = _kernels.rnn_backward(
             dh, cache.inputs[(layer, d)], np.ascontiguousarray(h0), rec["h"],
@@ -433,7 +439,8 @@ class GRU(_Recurrent):
         return {"h": h, "gates": gates, "aux": aux}
 
     def _kernel_backward(self, layer, d, cache, dh, dh_n, dc_n):
-        p = self._p
+        def p(base, layer, d):
+            return self._p(base, layer, d, cache.params)
         rec, (h0, _) = cache.states[(layer, d)], cache.initial[(layer, d)]
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _kernels.gru_backward(
             dh, cache.inputs[(layer, d)], np.ascontiguousarray(h0), rec["h"], rec["gates"],
@@ -491,7 +498,8 @@ class LSTM(_Recurrent):
         return {"h": h, "c": c, "gates": gates}
 
     def _kernel_backward(self, layer, d, cache, dh, dh_n, dc_n):
-        p = self._p
+        def p(base, layer, d):
+            return self._p(base, layer, d, cache.params)
         rec, (h0, c0) = cache.states[(layer, d)], cache.initial[(layer, d)]
         out = _kernels.lstm_backward(
             dh, cache.inputs[(layer, d)], np.ascontiguousarray(h0), np.ascontiguousarray(c0),
