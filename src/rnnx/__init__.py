@@ -6,12 +6,14 @@
 * ``rnnx.RNN``, ``rnnx.GRU``, ``rnnx.LSTM``: layers (stacked, bidirectional, variable
   lengths) with PyTorch's arguments and parameter names (see :mod:`rnnx.layers`).
 * ``rnnx.kernels``: the time-major ``(T, B, D)`` RNN, GRU and LSTM kernels.
+* ``rnnx.heads``: dense, embedding, softmax cross-entropy and last-step pooling,
+  forward and backward (C++), the heads of the four RNN shapes.
 * ``rnnx.reference``: the same math in plain NumPy, the ground truth of the tests.
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import dinos, kernels, reference
+from . import dinos, heads, kernels, reference
 from .layers import GRU, LSTM, RNN
 from ._loader import core as _core
 from .course import (
@@ -61,6 +63,6 @@ def set_num_threads(n):
 __all__ = [
     "rnn_cell_forward", "rnn_forward", "rnn_cell_backward", "rnn_backward",
     "lstm_cell_forward", "lstm_forward", "lstm_cell_backward", "lstm_backward",
-    "softmax", "sigmoid", "dinos", "kernels", "reference", "isa", "__version__",
+    "softmax", "sigmoid", "dinos", "heads", "kernels", "reference", "isa", "__version__",
     "get_num_threads", "set_num_threads", "RNN", "GRU", "LSTM",
 ]

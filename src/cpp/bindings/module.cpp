@@ -10,6 +10,7 @@ namespace rnnx::bind {
 void register_kernels(py::module_& m);
 void register_course(py::module_& m);
 void register_dinos(py::module_& m);
+void register_heads(py::module_& m);
 }  // namespace rnnx::bind
 
 namespace {
@@ -46,4 +47,5 @@ PYBIND11_MODULE(RNNX_MODULE_NAME, m) {
   rnnx::bind::register_kernels(m);
   rnnx::bind::register_course(m);
   rnnx::bind::register_dinos(m);
+  rnnx::bind::register_heads(m);
 }

@@ -17,8 +17,10 @@ kernels
     that the C++ core implements.
 masking
     The same kernels for batches of sequences of different lengths (``lengths``).
+heads
+    Dense, embedding, softmax cross-entropy and last-step pooling layers.
 """
 
-from . import course, dinos, kernels, masking
+from . import course, dinos, heads, kernels, masking
 
-__all__ = ["course", "dinos", "kernels", "masking"]
+__all__ = ["course", "dinos", "heads", "kernels", "masking"]

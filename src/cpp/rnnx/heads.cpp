@@ -1,0 +1,286 @@
+#include "rnnx/heads.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <type_traits>
+
+#include "rnnx/activations.hpp"
+#include "rnnx/parallel.hpp"
+
+namespace rnnx {
+
+namespace {
+// Rows per task for row-independent work (each row computed alone, by the same code, so
+// the split changes no result): about 64K elements per task.
+Index rows_per_task(Index row_size) {
+  return std::max<Index>(1, 65536 / std::max<Index>(1, row_size));
+}
+
+void check_ids(const std::int64_t* ids, Index N, Index V, const char* name) {
+  for (Index n = 0; n < N; ++n)
+    require(ids[n] >= 0 && ids[n] < V, std::string(name) + "[" + std::to_string(n) + "] = " +
+                                           std::to_string(ids[n]) + " is outside 0..V-1 = 0.." +
+                                           std::to_string(V - 1));
+}
+
+void check_seq(Index T, Index B, Index F) {
+  require(T >= 1 && B >= 1 && F >= 1, "last_step: need T, B, F >= 1, got (" +
+                                          std::to_string(T) + ", " + std::to_string(B) + ", " +
+                                          std::to_string(F) + ")");
+}
+
+// exp(x - m), vectorised (see activations.hpp's apply). Eigen's pexp clamps its argument
+// at about -709.78 (double) / -88.72 (float) and so returns a tiny positive number where
+// the true exp underflows into or below the subnormals: such values are flushed to 0.
+template <typename S>
+struct ExpShifted {
+  S m;
+  template <typename Packet>
+  Packet operator()(const Packet& x) const {
+    using namespace Eigen::internal;
+    const Packet z = psub(x, pset1<Packet>(m));
+    const Packet lo = pset1<Packet>(std::is_same_v<S, float> ? S(-88.72) : S(-709.78));
+    return pselect(pcmp_lt(z, lo), pzero(z), pexp(z));
+  }
+};
+
+// p[0] + ... + p[n-1] in a fixed order that depends on n only (never on where p starts):
+// whole packets from p[0] into one packet of partial sums, then its lanes, then the tail.
+template <typename S>
+S row_sum(const S* p, Index n) {
+  using namespace Eigen::internal;
+  using Packet = typename packet_traits<S>::type;
+  constexpr Index L = unpacket_traits<Packet>::size;
+  Index i = 0;
+  S s = S(0);
+  if (n >= L) {
+    Packet acc = ploadu<Packet>(p);
+    for (i = L; i + L <= n; i += L) acc = padd(acc, ploadu<Packet>(p + i));
+    s = predux(acc);
+  }
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Dense
+// ---------------------------------------------------------------------------------------
+
+// y = x Wᵀ + b, in blocks of kRowsPerTask rows of x (one GEMM each).
+//   x (N,F)  w (O,F)  b (O) or nullptr  ->  y (N,O)
+template <typename S>
+void dense_forward(Index N, Index F, Index O, const S* x, const S* w, const S* b, S* y) {
+  require(N >= 0 && F >= 1 && O >= 1, "dense: need N >= 0, F >= 1, O >= 1");
+  if (N == 0) return;
+  MapConstMat<S> X(x, N, F), W(w, O, F);
+  MapMat<S> Y(y, N, O);
+  parallel_for(ceil_div(N, kRowsPerTask), [&](Index k) {
+    const Rows r(k, N);
+    auto Yr = Y.middleRows(r.r0, r.n);
+    matmul<false>(Yr, X.middleRows(r.r0, r.n), W.transpose());
+    if (b) Yr.rowwise() += MapConstRowVec<S>(b, O);
+  }, worth_parallel(double(std::min(N, kRowsPerTask)) * F * O));
+}
+
+// With y = x Wᵀ + b:
+//   dL/dx = dy W        (N,F)   row blocks of kRowsPerTask
+//   dL/dW = dyᵀ x       (O,F)   blocks of kUnitsPerTask output units, over all N rows
+//   dL/db = Σ_rows dy   (O)     the same blocks, rows summed in order
+template <typename S>
+void dense_backward(Index N, Index F, Index O, const S* dy, const S* x, const S* w, S* dx,
+                    S* dw, S* db) {
+  require(N >= 0 && F >= 1 && O >= 1, "dense: need N >= 0, F >= 1, O >= 1");
+  MapMat<S> dW(dw, O, F);
+  if (N == 0) {  // no rows: nothing flows into the parameters
+    dW.setZero();
+    if (db) MapRowVec<S>(db, O).setZero();
+    return;
+  }
+  MapConstMat<S> dY(dy, N, O), X(x, N, F), W(w, O, F);
+  const Index n_rows = dx ? ceil_div(N, kRowsPerTask) : 0, n_units = ceil_div(O, kUnitsPerTask);
+  parallel_for(n_rows + n_units, [&](Index k) {
+    if (k < n_rows) {
+      const Rows r(k, N);
+      matmul<false>(MapMat<S>(dx, N, F).middleRows(r.r0, r.n), dY.middleRows(r.r0, r.n), W);
+      return;
+    }
+    const Units u(k - n_rows, O);
+    auto dYu = dY.middleCols(u.j0, u.c);
+    matmul<false>(dW.middleRows(u.j0, u.c), dYu.transpose(), X);
+    if (db) column_sums(MapRowVec<S>(db, O).segment(u.j0, u.c), dYu);
+  }, worth_parallel(double(N) * F * std::min(O, kUnitsPerTask)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Embedding
+// ---------------------------------------------------------------------------------------
+
+// y[n] = W[ids[n]]: a gather of rows (the product onehot(ids) W without the one-hot).
+//   ids (N) in [0,V)  w (V,E)  ->  y (N,E)
+template <typename S>
+void embedding_forward(Index N, Index V, Index E, const std::int64_t* ids, const S* w, S* y) {
+  require(N >= 0 && V >= 1 && E >= 1, "embedding: need N >= 0, V >= 1, E >= 1");
+  check_ids(ids, N, V, "ids");
+  const Index per = rows_per_task(E), n_tasks = ceil_div(N, per);
+  parallel_for(n_tasks, [&](Index k) {
+    const Index n0 = k * per, n1 = std::min(N, n0 + per);
+    for (Index n = n0; n < n1; ++n) std::copy_n(w + ids[n] * E, E, y + n * E);
+  }, worth_parallel(double(per) * E));
+}
+
+// dL/dW = onehot(ids)ᵀ dy: row v of dW is the sum of the rows dy[n] with ids[n] = v.
+// The rows are first grouped by id with a stable counting sort (start[v] .. start[v+1]
+// index `order`, which lists each id's n in increasing order), then every row of dW is
+// summed alone in that order: no two tasks write one row, and the order of the additions
+// is that of np.add.at, whatever the number of threads.
+//   dy (N,E)  ids (N)  ->  dw (V,E)
+template <typename S>
+void embedding_backward(Index N, Index V, Index E, const std::int64_t* ids, const S* dy, S* dw) {
+  require(N >= 0 && V >= 1 && E >= 1, "embedding: need N >= 0, V >= 1, E >= 1");
+  check_ids(ids, N, V, "ids");
+  AlignedVec<Index> start(static_cast<size_t>(V + 1), Index(0)), order(static_cast<size_t>(N));
+  for (Index n = 0; n < N; ++n) ++start[size_t(ids[n] + 1)];
+  for (Index v = 0; v < V; ++v) start[size_t(v + 1)] += start[size_t(v)];
+  {
+    AlignedVec<Index> next(start.begin(), start.end() - 1);
+    for (Index n = 0; n < N; ++n) order[size_t(next[size_t(ids[n])]++)] = n;
+  }
+  MapConstMat<S> dY(dy, N, E);
+  MapMat<S> dW(dw, V, E);
+  const Index per = rows_per_task(E), n_tasks = ceil_div(V, per);
+  parallel_for(n_tasks, [&](Index k) {
+    const Index v0 = k * per, v1 = std::min(V, v0 + per);
+    for (Index v = v0; v < v1; ++v) {
+      auto row = dW.row(v);
+      row.setZero();
+      for (Index i = start[size_t(v)]; i < start[size_t(v + 1)]; ++i)
+        row += dY.row(order[size_t(i)]);
+    }
+  }, worth_parallel(double(N) * E / double(n_tasks)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Softmax cross-entropy
+// ---------------------------------------------------------------------------------------
+
+// Per row r (R rows, e.g. T*B, of V classes), with the row's maximum m = max_j l[j] subtracted
+// first so that no exp overflows (logits of ±1e4 are fine):
+//   e[j] = exp(l[j] - m)   s = Σ_j e[j]   p[j] = e[j] * (1/s)
+//   -log p[t] = log s - (l[t] - m)        (never log of an underflowed p[t])
+//   loss = Σ_{r kept} -log p_r[targets_r]  (a sum; rows summed in order, in double)
+// The rows are independent (row blocks in parallel); the sum runs after, serially.
+//   logits (R,V)  targets (R)  mask (R) or nullptr  ->  probs (R,V), *loss
+template <typename S>
+void softmax_cross_entropy_forward(Index R, Index V, const S* logits,
+                                   const std::int64_t* targets, const std::uint8_t* mask,
+                                   S* probs, S* loss) {
+  require(R >= 1 && V >= 1, "softmax_cross_entropy: need R >= 1, V >= 1");
+  for (Index r = 0; r < R; ++r)
+    if (!mask || mask[r])
+      require(targets[r] >= 0 && targets[r] < V,
+              "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
+                  " is outside 0..V-1 = 0.." + std::to_string(V - 1));
+  AlignedVec<S> row_loss(static_cast<size_t>(R));
+  const Index per = rows_per_task(V), n_tasks = ceil_div(R, per);
+  parallel_for(n_tasks, [&](Index k) {
+    const Index r0 = k * per, r1 = std::min(R, r0 + per);
+    for (Index r = r0; r < r1; ++r) {
+      const S* l = logits + r * V;
+      S* p = probs + r * V;
+      const S m = MapConstArr<S>(l, V).maxCoeff();
+      apply(ExpShifted<S>{m}, l, p, V);
+      const S s = row_sum(p, V);  // >= 1: the maximum contributes exp(0) = 1
+      MapArr<S>(p, V) *= S(1) / s;  // (a vector division costs as much as the exp)
+      if (!mask || mask[r]) row_loss[size_t(r)] = std::log(s) - (l[targets[r]] - m);
+    }
+  }, worth_parallel(double(per) * V * 8));  // ~8 multiply-adds per exp
+  double total = 0;
+  for (Index r = 0; r < R; ++r)
+    if (!mask || mask[r]) total += double(row_loss[size_t(r)]);
+  *loss = S(total);
+}
+
+// dL/dl_r[j] = p_r[j] - [j = targets_r] for kept rows, 0 for masked ones (the softmax
+// and the log fold into this: no Jacobian, no one-hot is formed).
+//   probs (R,V)  targets (R)  mask (R) or nullptr  ->  dlogits (R,V)
+template <typename S>
+void softmax_cross_entropy_backward(Index R, Index V, const S* probs,
+                                    const std::int64_t* targets, const std::uint8_t* mask,
+                                    S* dlogits) {
+  require(R >= 1 && V >= 1, "softmax_cross_entropy: need R >= 1, V >= 1");
+  for (Index r = 0; r < R; ++r)
+    if (!mask || mask[r])
+      require(targets[r] >= 0 && targets[r] < V,
+              "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
+                  " is outside 0..V-1 = 0.." + std::to_string(V - 1));
+  const Index per = rows_per_task(V), n_tasks = ceil_div(R, per);
+  parallel_for(n_tasks, [&](Index k) {
+    const Index r0 = k * per, r1 = std::min(R, r0 + per);
+    for (Index r = r0; r < r1; ++r) {
+      S* d = dlogits + r * V;
+      if (mask && !mask[r]) {
+        std::fill_n(d, V, S(0));
+        continue;
+      }
+      std::copy_n(probs + r * V, V, d);
+      d[targets[r]] -= S(1);
+    }
+  }, worth_parallel(double(per) * V));
+}
+
+// ---------------------------------------------------------------------------------------
+// Last-step pooling
+// ---------------------------------------------------------------------------------------
+
+// out[b] = y[last_b, b] with last_b = lengths[b] - 1 (T - 1 without lengths): the output
+// at each example's own last step, for many-to-one models.
+//   y (T,B,F)  lengths (B) in 1..T or nullptr  ->  out (B,F)
+template <typename S>
+void last_step_forward(Index T, Index B, Index F, const S* y, const std::int64_t* lengths,
+                       S* out) {
+  check_seq(T, B, F);
+  const Lengths valid(lengths, B, T);  // throws unless every length is in 1..T
+  for (Index b = 0; b < B; ++b) {
+    const Index last = lengths ? Index(lengths[b]) - 1 : T - 1;
+    std::copy_n(y + (last * B + b) * F, F, out + b * F);
+  }
+}
+
+// dL/dy[t, b] = dout[b] at t = last_b, 0 at every other step (nothing else was read).
+// Rows of the (T*B, F) result in blocks, each zeroed then given its last steps.
+//   dout (B,F)  lengths (B) or nullptr  ->  dy (T,B,F)
+template <typename S>
+void last_step_backward(Index T, Index B, Index F, const S* dout, const std::int64_t* lengths,
+                        S* dy) {
+  check_seq(T, B, F);
+  const Lengths valid(lengths, B, T);  // throws unless every length is in 1..T
+  const Index TB = T * B, per = rows_per_task(F), n_tasks = ceil_div(TB, per);
+  parallel_for(n_tasks, [&](Index k) {
+    const Index r0 = k * per, r1 = std::min(TB, r0 + per);
+    std::fill(dy + r0 * F, dy + r1 * F, S(0));
+    for (Index r = r0; r < r1; ++r) {
+      const Index t = r / B, b = r % B;
+      if (t == (lengths ? Index(lengths[b]) - 1 : T - 1)) std::copy_n(dout + b * F, F, dy + r * F);
+    }
+  }, worth_parallel(double(per) * F));
+}
+
+#define RNNX_INSTANTIATE(S)                                                                     \
+  template void dense_forward<S>(Index, Index, Index, const S*, const S*, const S*, S*);        \
+  template void dense_backward<S>(Index, Index, Index, const S*, const S*, const S*, S*, S*,    \
+                                  S*);                                                          \
+  template void embedding_forward<S>(Index, Index, Index, const std::int64_t*, const S*, S*);   \
+  template void embedding_backward<S>(Index, Index, Index, const std::int64_t*, const S*, S*);  \
+  template void softmax_cross_entropy_forward<S>(Index, Index, const S*, const std::int64_t*,   \
+                                                 const std::uint8_t*, S*, S*);                  \
+  template void softmax_cross_entropy_backward<S>(Index, Index, const S*, const std::int64_t*,  \
+                                                  const std::uint8_t*, S*);                     \
+  template void last_step_forward<S>(Index, Index, Index, const S*, const std::int64_t*, S*);   \
+  template void last_step_backward<S>(Index, Index, Index, const S*, const std::int64_t*, S*);
+RNNX_INSTANTIATE(float)
+RNNX_INSTANTIATE(double)
+#undef RNNX_INSTANTIATE
+
+}  // namespace rnnx
