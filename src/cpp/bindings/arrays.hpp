@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -152,6 +153,19 @@ void require_finite(const S* p, Index n, const Name& name) {
     if (!std::isfinite(p[i]))
       throw py::value_error(name + " contains NaN or infinity");
 }
+
+// Releases the GIL for the scope when the work (about `madds` multiply-adds) is big
+// enough for another Python thread to use the time; for the tiniest calls the release
+// and re-acquisition would cost more than the arithmetic.
+class ReleaseGilFor {
+ public:
+  explicit ReleaseGilFor(double madds) {
+    if (madds >= 2e4) release_.emplace();
+  }
+
+ private:
+  std::optional<py::gil_scoped_release> release_;
+};
 
 // A fresh C-contiguous array of the given shape (uninitialised) whose data starts on a
 // kAlign-byte boundary, so that kernels write and later read it at the same alignment.

@@ -122,7 +122,7 @@ std::pair<py::array, py::array> rnn_run_forward(const RnnParams& p, const Aligne
   S* h = h_all.mutable_data();
   S* yp = y.data;
   {
-    py::gil_scoped_release release;
+    ReleaseGilFor release(double(T) * m * p.n_a * (p.n_a + p.n_x + p.n_y));
     const SeqDims d{T, m, p.n_x, p.n_a};
     rnn_forward<S>(d, Nonlinearity::Tanh, x_tm.data(), p.wax.ptr, p.waa.ptr, p.ba.ptr, h);
     dense_head<S>(T * m, p.n_a, p.n_y, h + m * p.n_a, p.wya.ptr, p.by.ptr, yp);
@@ -169,7 +169,7 @@ py::dict rnn_run_backward(const RnnParams& p, ssize T, ssize m, const S* x_tm, c
   S *dxp = dx.data, *da0p = da0.data, *dwaxp = dwax.mutable_data(),
     *dwaap = dwaa.mutable_data(), *dbap = dba.mutable_data();
   {
-    py::gil_scoped_release release;
+    ReleaseGilFor release(2.0 * T * m * n_a * (n_a + n_x));
     AlignedVec<S> dz(size_t(T * m * n_a));
     rnn_backward<S>(SeqDims{T, m, n_x, n_a}, Nonlinearity::Tanh, x_tm, p.wax.ptr, p.waa.ptr, h,
                     h_prev, da_tm, nullptr, dz.data(), dxp, da0p, dwaxp, dwaap, dbap);
@@ -375,7 +375,7 @@ LstmOut lstm_run_forward(const LstmParams& p, const AlignedVec<S>& x_tm, ssize T
   S *h = o.h_all.mutable_data(), *c = o.c_all.mutable_data(), *g = o.gates.mutable_data(),
     *y = o.y.data;
   {
-    py::gil_scoped_release release;
+    ReleaseGilFor release(4.0 * T * m * H * (H + p.n_x) + double(T) * m * H * p.n_y);
     lstm_forward<S>(SeqDims{T, m, p.n_x, H}, x_tm.data(), p.w_ih.data(), p.w_hh.data(),
                     p.b.data(), g, h, c);
     dense_head<S>(T * m, H, p.n_y, h + m * H, p.wy.ptr, p.by.ptr, y);
@@ -432,7 +432,7 @@ py::dict lstm_run_backward(const LstmParams& p, ssize T, ssize m, const S* x_tm,
   AlignedVec<S> dw_ih(size_t(4 * H * n_x)), dw_hh(size_t(4 * H * H)), db(size_t(4 * H));
   S *dxp = dx.data, *da0p = da0.data, *dc0p = dc0.data;
   {
-    py::gil_scoped_release release;
+    ReleaseGilFor release(8.0 * T * m * H * (H + n_x));
     AlignedVec<S> dgates(size_t(T * m * 4 * H));
     lstm_backward<S>(SeqDims{T, m, n_x, H}, x_tm, p.w_ih.data(), p.w_hh.data(), gates, h_prev, c,
                      c_prev, da_tm, nullptr, dc_last, dgates.data(), dxp, da0p, dc0p,
