@@ -32,7 +32,6 @@ from helpers import (  # noqa: E402
     T,
     assert_close,
     assert_dicts_close,
-    assert_gradients,
     lstm_params,
     rnn_params,
 )
@@ -437,88 +436,6 @@ def test_cache_list_behaves_as_a_list(cell):
     assert type(restored) is tuple and type(restored[0]) is list
     assert_step_caches_equal(restored[0], materialised)
     np.testing.assert_array_equal(restored[1], c.x)
-
-
-# ----------------------------------------------------------------------------------
-# gradient checks of rnnx's backward functions
-# ----------------------------------------------------------------------------------
-
-
-def test_rnn_cell_backward_gradients():
-    rng = np.random.default_rng(10)
-    p = rnn_params(rng)
-    xt = rng.standard_normal((D, B))
-    a_prev = rng.standard_normal((H, B))
-    da_next = rng.standard_normal((H, B))
-
-    def loss():
-        return np.sum(da_next * rnnx.rnn_cell_forward(xt, a_prev, p)[0])
-
-    g = rnnx.rnn_cell_backward(da_next, rnnx.rnn_cell_forward(xt, a_prev, p)[2])
-    assert_gradients(
-        loss,
-        {"dxt": xt, "da_prev": a_prev, "dWax": p["Wax"], "dWaa": p["Waa"], "dba": p["ba"]},
-        g,
-    )
-
-
-@pytest.mark.parametrize("steps", [T, T - 1], ids=["da_all_steps", "da_shorter"])
-def test_rnn_backward_gradients(steps):
-    rng = np.random.default_rng(11)
-    p = rnn_params(rng)
-    x = rng.standard_normal((D, B, T))
-    a0 = rng.standard_normal((H, B))
-    da = rng.standard_normal((H, B, steps))
-
-    def loss():
-        return np.sum(da * rnnx.rnn_forward(x, a0, p)[0][:, :, :steps])
-
-    g = rnnx.rnn_backward(da, rnnx.rnn_forward(x, a0, p)[2])
-    dx_full = np.zeros((D, B, T))
-    dx_full[:, :, :steps] = g["dx"]
-    assert_gradients(
-        loss,
-        {"dx": x, "da0": a0, "dWax": p["Wax"], "dWaa": p["Waa"], "dba": p["ba"]},
-        dict(g, dx=dx_full),
-    )
-
-
-def test_lstm_cell_backward_gradients():
-    rng = np.random.default_rng(12)
-    p = lstm_params(rng)
-    xt = rng.standard_normal((D, B))
-    a_prev = rng.standard_normal((H, B))
-    c_prev = rng.standard_normal((H, B))
-    da_next = rng.standard_normal((H, B))
-    dc_next = rng.standard_normal((H, B))
-
-    def loss():
-        a_next, c_next, _, _ = rnnx.lstm_cell_forward(xt, a_prev, c_prev, p)
-        return np.sum(da_next * a_next) + np.sum(dc_next * c_next)
-
-    g = rnnx.lstm_cell_backward(da_next, dc_next, rnnx.lstm_cell_forward(xt, a_prev, c_prev, p)[3])
-    inputs = {"dxt": xt, "da_prev": a_prev, "dc_prev": c_prev}
-    inputs.update({k: p[k[1:]] for k in LSTM_PARAM_GRAD_KEYS})
-    assert_gradients(loss, inputs, g)
-
-
-@pytest.mark.parametrize("steps", [T, T - 1], ids=["da_all_steps", "da_shorter"])
-def test_lstm_backward_gradients(steps):
-    rng = np.random.default_rng(13)
-    p = lstm_params(rng)
-    x = rng.standard_normal((D, B, T))
-    a0 = rng.standard_normal((H, B))
-    da = rng.standard_normal((H, B, steps))
-
-    def loss():
-        return np.sum(da * rnnx.lstm_forward(x, a0, p)[0][:, :, :steps])
-
-    g = rnnx.lstm_backward(da, rnnx.lstm_forward(x, a0, p)[3])
-    dx_full = np.zeros((D, B, T))
-    dx_full[:, :, :steps] = g["dx"]
-    inputs = {"dx": x, "da0": a0}
-    inputs.update({k: p[k[1:]] for k in LSTM_PARAM_GRAD_KEYS})
-    assert_gradients(loss, inputs, dict(g, dx=dx_full))
 
 
 # ----------------------------------------------------------------------------------

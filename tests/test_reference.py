@@ -43,7 +43,13 @@ from helpers import (  # noqa: E402
     sample_parameters,
 )
 
+import rnnx  # noqa: E402
 from rnnx.reference import course, dinos, kernels  # noqa: E402
+
+# The course's backward functions are gradient-checked in the NumPy reference and in
+# rnnx's C++ drop-in alike.
+IMPLS = [course, rnnx]
+IMPL_IDS = ["reference", "rnnx"]
 
 LSTM_2018_ID = "lstm_backward/notebook_2018_published"
 
@@ -202,11 +208,12 @@ def test_course_softmax_uses_the_global_max():
 
 
 # ----------------------------------------------------------------------------------
-# course functions: gradient checks
+# course functions: gradient checks (of the reference and of rnnx's drop-in)
 # ----------------------------------------------------------------------------------
 
 
-def test_rnn_cell_backward_gradients():
+@pytest.mark.parametrize("impl", IMPLS, ids=IMPL_IDS)
+def test_rnn_cell_backward_gradients(impl):
     rng = np.random.default_rng(10)
     p = rnn_params(rng)
     xt = rng.standard_normal((D, B))
@@ -214,9 +221,9 @@ def test_rnn_cell_backward_gradients():
     da_next = rng.standard_normal((H, B))
 
     def loss():
-        return np.sum(da_next * course.rnn_cell_forward(xt, a_prev, p)[0])
+        return np.sum(da_next * impl.rnn_cell_forward(xt, a_prev, p)[0])
 
-    g = course.rnn_cell_backward(da_next, course.rnn_cell_forward(xt, a_prev, p)[2])
+    g = impl.rnn_cell_backward(da_next, impl.rnn_cell_forward(xt, a_prev, p)[2])
     assert_gradients(
         loss,
         {"dxt": xt, "da_prev": a_prev, "dWax": p["Wax"], "dWaa": p["Waa"], "dba": p["ba"]},
@@ -225,7 +232,8 @@ def test_rnn_cell_backward_gradients():
 
 
 @pytest.mark.parametrize("steps", [T, T - 1], ids=["da_all_steps", "da_shorter"])
-def test_rnn_backward_gradients(steps):
+@pytest.mark.parametrize("impl", IMPLS, ids=IMPL_IDS)
+def test_rnn_backward_gradients(steps, impl):
     # T is read from da.shape: a shorter da uses the first `steps` caches only
     rng = np.random.default_rng(11)
     p = rnn_params(rng)
@@ -234,9 +242,9 @@ def test_rnn_backward_gradients(steps):
     da = rng.standard_normal((H, B, steps))
 
     def loss():
-        return np.sum(da * course.rnn_forward(x, a0, p)[0][:, :, :steps])
+        return np.sum(da * impl.rnn_forward(x, a0, p)[0][:, :, :steps])
 
-    g = course.rnn_backward(da, course.rnn_forward(x, a0, p)[2])
+    g = impl.rnn_backward(da, impl.rnn_forward(x, a0, p)[2])
     assert g["dx"].shape == (D, B, steps)
     dx_full = np.zeros((D, B, T))
     dx_full[:, :, :steps] = g["dx"]
@@ -248,7 +256,8 @@ def test_rnn_backward_gradients(steps):
     )
 
 
-def test_lstm_cell_backward_gradients():
+@pytest.mark.parametrize("impl", IMPLS, ids=IMPL_IDS)
+def test_lstm_cell_backward_gradients(impl):
     rng = np.random.default_rng(12)
     p = lstm_params(rng)
     xt = rng.standard_normal((D, B))
@@ -258,18 +267,19 @@ def test_lstm_cell_backward_gradients():
     dc_next = rng.standard_normal((H, B))
 
     def loss():
-        a_next, c_next, _, _ = course.lstm_cell_forward(xt, a_prev, c_prev, p)
+        a_next, c_next, _, _ = impl.lstm_cell_forward(xt, a_prev, c_prev, p)
         return np.sum(da_next * a_next) + np.sum(dc_next * c_next)
 
-    cache = course.lstm_cell_forward(xt, a_prev, c_prev, p)[3]
-    g = course.lstm_cell_backward(da_next, dc_next, cache)
+    cache = impl.lstm_cell_forward(xt, a_prev, c_prev, p)[3]
+    g = impl.lstm_cell_backward(da_next, dc_next, cache)
     inputs = {"dxt": xt, "da_prev": a_prev, "dc_prev": c_prev}
     inputs.update({k: p[k[1:]] for k in LSTM_PARAM_GRAD_KEYS})
     assert_gradients(loss, inputs, g)
 
 
 @pytest.mark.parametrize("steps", [T, T - 1], ids=["da_all_steps", "da_shorter"])
-def test_lstm_backward_gradients(steps):
+@pytest.mark.parametrize("impl", IMPLS, ids=IMPL_IDS)
+def test_lstm_backward_gradients(steps, impl):
     rng = np.random.default_rng(13)
     p = lstm_params(rng)
     x = rng.standard_normal((D, B, T))
@@ -277,9 +287,9 @@ def test_lstm_backward_gradients(steps):
     da = rng.standard_normal((H, B, steps))
 
     def loss():
-        return np.sum(da * course.lstm_forward(x, a0, p)[0][:, :, :steps])
+        return np.sum(da * impl.lstm_forward(x, a0, p)[0][:, :, :steps])
 
-    g = course.lstm_backward(da, course.lstm_forward(x, a0, p)[3])
+    g = impl.lstm_backward(da, impl.lstm_forward(x, a0, p)[3])
     assert g["dx"].shape == (D, B, steps)
     dx_full = np.zeros((D, B, T))
     dx_full[:, :, :steps] = g["dx"]
