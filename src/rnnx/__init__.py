@@ -13,7 +13,7 @@
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import dinos, heads, kernels, reference
+from . import dinos, heads, kernels, optim, reference
 from .layers import GRU, LSTM, RNN
 from ._loader import core as _core
 from .course import (
@@ -63,6 +63,6 @@ def set_num_threads(n):
 __all__ = [
     "rnn_cell_forward", "rnn_forward", "rnn_cell_backward", "rnn_backward",
     "lstm_cell_forward", "lstm_forward", "lstm_cell_backward", "lstm_backward",
-    "softmax", "sigmoid", "dinos", "heads", "kernels", "reference", "isa", "__version__",
+    "softmax", "sigmoid", "dinos", "heads", "kernels", "optim", "reference", "isa", "__version__",
     "get_num_threads", "set_num_threads", "RNN", "GRU", "LSTM",
 ]
