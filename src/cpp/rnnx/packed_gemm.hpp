@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #include "rnnx/common.hpp"
+#include "rnnx/parallel.hpp"
 
 namespace rnnx {
 
@@ -25,6 +26,7 @@ class PackedLhs {
 
   // A(i, k) = a[i * row_stride + k] (a row-major block) when transpose is false,
   // A(i, k) = a[k * row_stride + i] (the transpose of a row-major block) when true.
+  PackedLhs() : M_(0), K_(0) {}
   PackedLhs(const S* a, Index M, Index K, Index row_stride, bool transpose)
       : M_(M), K_(K), packed_(size_t(std::max<Index>(M * K, 1))) {
     for (Index k0 = 0; k0 < K; k0 += kDepth) {
@@ -72,5 +74,28 @@ class PackedLhs {
   Index M_, K_;
   AlignedVec<S> packed_;
 };
+
+// The recurrent weights of time-loop task u, packed once per call.
+//
+// Forward: the rows q*H + [j0, j0+c) of w_hh (G*H x H) for the gates q in [q0, q1),
+// stacked into one ((q1-q0)*c x H) block, so that one product per step gives the task's
+// pre-activations of all those gates: C (B x (q1-q0)*c, row-major) += h_{t-1} Wᵀ.
+template <typename S>
+PackedLhs<S> pack_gate_rows(const S* w_hh, Index H, Index q0, Index q1, const Units& u) {
+  const Index n = q1 - q0;
+  AlignedVec<S> rows(size_t(n * u.c * H));
+  for (Index q = 0; q < n; ++q)
+    for (Index i = 0; i < u.c; ++i)
+      std::copy_n(w_hh + ((q0 + q) * H + u.j0 + i) * H, H, rows.data() + (q * u.c + i) * H);
+  return PackedLhs<S>(rows.data(), n * u.c, H, H, false);
+}
+
+// Backward: the columns [j0, j0+c) of the rows [r0, r0+K) of w_hh (G*H x H), as the
+// (c x K) left operand of the carry dL/dh_{t}[:, j] = dA_{t+1}[:, r0:r0+K] w_hh[r0:r0+K, j]:
+// C (B x c, row-major) += dA Wᵀ-block.
+template <typename S>
+PackedLhs<S> pack_carry_cols(const S* w_hh, Index H, Index r0, Index K, const Units& u) {
+  return PackedLhs<S>(w_hh + r0 * H + u.j0, u.c, K, H, true);
+}
 
 }  // namespace rnnx
