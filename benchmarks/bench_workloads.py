@@ -51,7 +51,8 @@ OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS and RNNX_NUM_THREADS, whi
 calls ``rnnx.set_num_threads`` and ``torch.set_num_threads``. Within a configuration
 (workload, cell, dtype, mode) each implementation is warmed up and calibrated to
 blocks of about ``--block`` seconds, then the implementations take turns (rnnx, NumPy,
-PyTorch, rnnx, ...) for as many rounds as ``--budget`` allows (3 to 11); a
+PyTorch, rnnx, ...) for as many rounds as ``--budget`` allows (``--min-rounds`` 3 to
+``--max-rounds`` 11); a
 configuration's time is the median over rounds of the mean per call in a block. With
 more than one thread each block starts after a 0.1 s pause, so that the previous
 library's spinning threads have gone idle. NumPy's OpenBLAS runs without the preset
@@ -62,6 +63,12 @@ average after it, the spread (max - min) / median of a configuration's blocks ab
 10%, and a GEMM peak that moved by more than 15% during the run.
 
 The targets (TARGETS below) are checked at the end and printed as a second table.
+
+Duration: a default run is estimated at about 20-25 minutes on the 2-core development
+machine (GEMM peak ~85 GFLOP/s float32 per core), most of it W_big, where every call takes
+seconds and a warm-up plus 3 rounds of each implementation is the floor; W_mid takes
+about 3 minutes, the other workloads about 1 minute each. ``--workloads`` splits a run.
+``--quick`` takes under a minute on a quiet machine.
 """
 
 import os
@@ -83,6 +90,7 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import traceback  # noqa: E402
 from collections import namedtuple  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -351,20 +359,25 @@ def time_config(builders, opts, pause, flop, peak):
             info["skipped"] = (f"predicted {flop / peak:.0f} s a call (FLOPs / GEMM peak) > "
                                f"--max-call {opts.max_call:g} s")
             continue
-        variants = build()
         tried = {}
-        for name, fn in variants.items():
-            t = time.perf_counter()
-            out = fn()
-            first = time.perf_counter() - t
-            if first > opts.max_call:
-                info["skipped"] = f"one call took {first:.0f} s > --max-call {opts.max_call:g} s"
-                break
-            if first < opts.block and not opts.quick:
-                n, pc = _common.calibrate(fn, opts.block)
-            else:
-                n, pc = 1, first  # seconds a call: the first call was the warm-up
-            tried[name] = (pc, n, fn, out)
+        try:  # a failing implementation is reported (and fails the run), the rest go on
+            variants = build()
+            for name, fn in variants.items():
+                t = time.perf_counter()
+                out = fn()
+                first = time.perf_counter() - t
+                if first > opts.max_call:
+                    info["skipped"] = (f"one call took {first:.0f} s > --max-call "
+                                       f"{opts.max_call:g} s")
+                    break
+                if first < opts.block and not opts.quick:
+                    n, pc = _common.calibrate(fn, opts.block)
+                else:
+                    n, pc = 1, first  # seconds a call: the first call was the warm-up
+                tried[name] = (pc, n, fn, out)
+        except Exception as e:  # noqa: BLE001 - any failure is the result to report
+            info["skipped"] = info["error"] = f"ERROR {type(e).__name__}: {e}"
+            traceback.print_exc()
         if info["skipped"]:
             continue
         best = min(tried, key=lambda k: tried[k][0])
@@ -799,6 +812,10 @@ def parse_args(argv=None):
                          "together (default 1.5; --quick 0.01)")
     ap.add_argument("--block", type=_positive("--block"), default=None,
                     help="seconds of back-to-back calls per timed sample (default 0.05)")
+    ap.add_argument("--min-rounds", type=int, default=3,
+                    help="fewest timed rounds per configuration (default 3)")
+    ap.add_argument("--max-rounds", type=int, default=11,
+                    help="most timed rounds per configuration (default 11; --quick 3)")
     ap.add_argument("--max-call", type=_positive("--max-call"), default=30.0,
                     help="skip an implementation whose one call takes longer (default 30 s)")
     ap.add_argument("--json", help="results file (default "
@@ -825,7 +842,11 @@ def parse_args(argv=None):
     quick = opts.quick = args.quick
     opts.budget = args.budget or (0.01 if quick else 1.5)
     opts.block = args.block or (0.001 if quick else 0.05)  # --quick: 1 call, no calibration
-    opts.min_rounds, opts.max_rounds = 3, (3 if quick else 11)
+    if args.min_rounds < 1 or args.max_rounds < args.min_rounds:
+        ap.error(f"need 1 <= --min-rounds <= --max-rounds, got {args.min_rounds} and "
+                 f"{args.max_rounds}")
+    opts.min_rounds = args.min_rounds
+    opts.max_rounds = max(opts.min_rounds, min(args.max_rounds, 3)) if quick else args.max_rounds
     opts.pause = 0.0 if quick else 0.1
     opts.peak_n, opts.peak_reps = (256, 2) if quick else (1024, 5)
     if args.child is None:
@@ -911,6 +932,9 @@ def main(argv=None):
     targets = evaluate_targets(results)
     warnings = busy_warnings(parent, children, results)
     mismatches = [r for r in results if not r["check"]["ok"]]
+    failed += [f"{r['workload']} {r['cell']} {r['dtype']} {r['mode']} {r['threads']}t: "
+               f"{IMPL_NAMES[k]}: {i['error']}" for r in results
+               for k, i in r["impls"].items() if i.get("error")]
 
     lines = header(parent, children) + ["", "GEMM peak (best large square matmul):", ""]
     lines += peaks_table(children) + [""] + results_table(results)
