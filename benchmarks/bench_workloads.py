@@ -915,12 +915,12 @@ def main(argv=None):
                                      env=env)
                 if rc != 0:
                     failed.append(f"{n} thread(s): the child process exited with status {rc}")
+            finally:  # an interrupted child has saved every configuration it finished
                 try:
                     with open(out) as f:
                         children[n] = json.load(f)
                 except (OSError, ValueError):
                     failed.append(f"{n} thread(s): no results came back")
-            finally:
                 os.unlink(out)
     except KeyboardInterrupt:
         failed.append("interrupted: the tables hold what had finished")
