@@ -197,7 +197,6 @@ class Problem:
         return self.eye[self.ids]
 
 
-
 # Each builder returns {variant: fn}; fn() runs one step and returns
 # (loss, dL/dweight_hh_l0, dL/dhead_weight), the gradients None in forward mode.
 # Where there are several variants (PyTorch's ways of taking ids) the fastest is kept.
