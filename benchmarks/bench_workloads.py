@@ -655,6 +655,8 @@ def results_table(results):
 
 
 def targets_table(rows):
+    if not rows:
+        return ["(no target covers the configurations run)"]
     lines = ["| needed | configuration | value | status |", "|---|---|---:|---|"]
     for t in rows:
         need = (f">= {t['min']:g}% of GEMM peak" if t["metric"] == "pct_peak"
