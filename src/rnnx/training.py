@@ -98,8 +98,9 @@ def _check_options(options):
     if unknown:
         raise TypeError(f"unknown training option {unknown[0]!r}")
     o = dict(DEFAULTS)
-    o.update({k: v for k, v in options.items() if v is not None or k in ("clip_value",
-                                                                         "patience")})
+    # None means "the default", except where it means "off"
+    o.update({k: v for k, v in options.items()
+              if v is not None or k in ("clip_value", "clip_norm", "patience")})
     for name in ("steps", "batch_size", "seq_len", "decay_every", "eval_every"):
         v = o[name]
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
