@@ -28,7 +28,7 @@ __all__ = ["FitResult", "TrainingDiverged", "fit", "DEFAULTS"]
 #: The training options and their defaults (chosen so that the default corpus gives
 #: readable samples in about a minute on two cores; see the README).
 DEFAULTS = {
-    "steps": 600, "batch_size": 32, "seq_len": 64, "optimizer": "adam", "lr": 2e-3,
+    "steps": 500, "batch_size": 32, "seq_len": 64, "optimizer": "adam", "lr": 2e-3,
     "momentum": 0.9, "clip_value": None, "clip_norm": 5.0, "lr_decay": 1.0,
     "decay_every": 100, "val_fraction": 0.05, "eval_every": 100, "patience": None,
     "max_loss_factor": 3.0,
@@ -57,6 +57,9 @@ class FitResult:
         One line that says why training stopped.
     checkpoint : str or None
         The file written last (None without a checkpoint path).
+    final_val : float or None
+        Validation loss of the final parameters (also measured when the run ends
+        between two evaluations; then it is not part of ``val_history``).
     """
     steps: int
     history: list = dataclasses.field(repr=False)
@@ -64,6 +67,7 @@ class FitResult:
     stopped: str
     message: str
     checkpoint: object = None
+    final_val: object = None
 
     @property
     def loss(self):
@@ -72,8 +76,8 @@ class FitResult:
 
     @property
     def val_loss(self):
-        """Validation loss of the last evaluation (NaN without validation)."""
-        return self.val_history[-1][1] if self.val_history else float("nan")
+        """Validation loss at the end (NaN without validation)."""
+        return float("nan") if self.final_val is None else self.final_val
 
 
 def _opt_config(options):
@@ -205,7 +209,7 @@ def fit(model, text=None, *, checkpoint=None, resume=False, progress=True, sampl
         Steps between printed samples (default: every evaluation).
     sample_length : int, default 200
     stream : file, default sys.stderr
-    steps : int, default 600
+    steps : int, default 500
         Optimizer steps in total (one chunk of ``batch_size`` x ``seq_len`` tokens each).
     batch_size : int, default 32
     seq_len : int, default 64
@@ -286,8 +290,8 @@ def fit(model, text=None, *, checkpoint=None, resume=False, progress=True, sampl
         if "state/h" in t_arrays:
             h = t_arrays["state/h"].astype(model.dtype)
             state = (h, t_arrays["state/c"].astype(model.dtype)) if model.cell == "lstm" else h
-        history = [tuple(r) for r in t_arrays["history/train"].tolist()]
-        val_history = [tuple(r) for r in t_arrays["history/val"].tolist()]
+        history = [(int(s), v) for s, v in t_arrays["history/train"].tolist()]
+        val_history = [(int(s), v) for s, v in t_arrays["history/val"].tolist()]
         best_val = float(t_meta["best_val"])
         bad_evals = int(t_meta["bad_evals"])
 
@@ -324,6 +328,7 @@ def fit(model, text=None, *, checkpoint=None, resume=False, progress=True, sampl
                     sample_every if sample_every is not None else o["eval_every"],
                     sample_text, stream)
     saved_path, last_good = None, None
+    final_val = val_history[-1][1] if val_history else None
     stopped, message = "steps", ""
     try:
         while step < o["steps"]:
@@ -364,7 +369,7 @@ def fit(model, text=None, *, checkpoint=None, resume=False, progress=True, sampl
             chunk = (chunk + 1) % len(batches)
             history.append((step, loss))
             bar.step(step, loss, y.size)
-            if step % o["eval_every"] == 0 or step == o["steps"]:
+            if step % o["eval_every"] == 0:
                 val = model.evaluate(val_ids, o["batch_size"], o["seq_len"]) if has_val \
                     else None
                 if val is not None:
@@ -381,17 +386,25 @@ def fit(model, text=None, *, checkpoint=None, resume=False, progress=True, sampl
                     message = (f"early stopping at step {step}: the validation loss has not "
                                f"improved for {bad_evals} evaluations (best {best_val:.4f})")
                     break
+            elif step == o["steps"]:
+                # the end between two evaluations: save, and measure validation for the
+                # summary only (recording it would make a resumed run differ)
+                saved_path = save() or saved_path
+                last_good = step
+                if has_val:
+                    final_val = model.evaluate(val_ids, o["batch_size"], o["seq_len"])
+                    bar.evaluated(step, loss, final_val)
     finally:
         bar.close()
     if stopped == "steps":  # the last step was evaluated and saved in the loop
         message = f"finished {step} steps"
-    result = FitResult(step, history, val_history, stopped, message, saved_path)
+    result = FitResult(step, history, val_history, stopped, message, saved_path, final_val)
     if progress:
         lines = [message]
         if history:
             lines.append(f"final training loss {result.loss:.4f} "
                          f"(perplexity {math.exp(min(result.loss, 50)):.2f})")
-        if val_history:
+        if final_val is not None:
             lines.append(f"validation loss {result.val_loss:.4f} "
                          f"(perplexity {math.exp(min(result.val_loss, 50)):.2f}), "
                          f"best {best_val:.4f}")
