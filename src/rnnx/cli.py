@@ -233,12 +233,12 @@ def _train(args):
         if args.clip_norm == 0:
             options["clip_norm"] = None
         checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
+    # check that the corpus fills the batches before anything starts
+    train_ids, _ = split_ids(model.vocab.encode(tokenize(text, model.level)),
+                             options["val_fraction"])
+    per_epoch = len(Batches(train_ids, options["batch_size"], options["seq_len"]))
     steps = args.steps
     if args.epochs is not None:
-        ids = tokenize(text, model.level)
-        train_ids, _ = split_ids(ids, options["val_fraction"])
-        per_epoch = len(Batches(model.vocab.encode(train_ids), options["batch_size"],
-                                options["seq_len"]))
         steps = max(1, int(round(args.epochs * per_epoch)))
     if args.resume:
         result = fit(model, text, resume=True, steps=steps, checkpoint=checkpoint,
@@ -248,8 +248,8 @@ def _train(args):
             options["steps"] = steps
         if not args.quiet:
             print(f"{PROG}: {model!r}, {options['steps']} steps of {options['batch_size']} x "
-                  f"{options['seq_len']} tokens, {options['optimizer']} lr {options['lr']}",
-                  file=out)
+                  f"{options['seq_len']} tokens ({options['steps'] / per_epoch:.2g} epochs), "
+                  f"{options['optimizer']} lr {options['lr']}", file=out)
         result = fit(model, text, checkpoint=checkpoint, progress=not args.quiet,
                      sample_every=args.sample_every, stream=out, **options)
     if result.stopped == "diverged":
