@@ -1,5 +1,6 @@
 """rnnx.text, rnnx.LanguageModel, its training loop and rnnx.sampling."""
 
+import io
 import math
 
 import numpy as np
@@ -382,3 +383,31 @@ def test_model_arguments():
         rnnx.LanguageModel.from_text("")
     with pytest.raises(ValueError, match="ids"):
         _model().forward(np.array([[999]]))
+
+
+# ----------------------------------------------------------------------------------
+# progress
+# ----------------------------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_and_lines_elsewhere():
+    pytest.importorskip("tqdm")
+    tty = _Terminal()
+    _model().fit(TEXT, steps=4, eval_every=2, stream=tty, sample_length=10,
+                 **{**FAST, "progress": True})
+    out = tty.getvalue()
+    assert "loss=" in out and "ppl=" in out and "tok_s=" in out  # the bar's fields
+    assert "--- sample at step 2" in out and "finished 4 steps" in out
+    plain = io.StringIO()
+    _model().fit(TEXT, steps=4, eval_every=2, stream=plain, sample_every=0,
+                 **{**FAST, "progress": True})
+    out = plain.getvalue()
+    assert "\r" not in out and "step 2: loss" in out and "sample" not in out
+    silent = io.StringIO()
+    _model().fit(TEXT, steps=2, stream=silent, **FAST)
+    assert silent.getvalue() == ""

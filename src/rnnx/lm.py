@@ -15,8 +15,9 @@ Examples
 >>> result = lm.fit(text, steps=30, batch_size=4, seq_len=16, progress=False)
 >>> result.history[-1][1] < result.history[0][1]
 True
->>> len(lm.sample(20, prime="the ", seed=1))
-20
+>>> text = lm.sample(40, prime="the ", seed=1)          # a str of about 40 characters
+>>> lm.score("the cat sat on the mat.")["perplexity"] < len(lm.vocab)
+True
 """
 
 import numbers
