@@ -411,3 +411,10 @@ def test_progress_bar_on_a_terminal_and_lines_elsewhere():
     silent = io.StringIO()
     _model().fit(TEXT, steps=2, stream=silent, **FAST)
     assert silent.getvalue() == ""
+
+
+def test_fit_result_reports_the_final_validation():
+    r = _model().fit(TEXT, steps=6, eval_every=3, **FAST)
+    assert r.val_loss == r.val_history[-1][1] and r.loss == r.history[-1][1]
+    r = _model().fit(TEXT, steps=7, eval_every=3, **FAST)  # ends between evaluations
+    assert [s for s, _ in r.val_history] == [3, 6] and math.isfinite(r.val_loss)

@@ -374,6 +374,7 @@ def fit(model, text=None, *, checkpoint=None, resume=False, progress=True, sampl
                     else None
                 if val is not None:
                     val_history.append((step, val))
+                    final_val = val
                     if val < best_val - 1e-6:
                         best_val, bad_evals = val, 0
                     else:
