@@ -418,3 +418,14 @@ def test_fit_result_reports_the_final_validation():
     assert r.val_loss == r.val_history[-1][1] and r.loss == r.history[-1][1]
     r = _model().fit(TEXT, steps=7, eval_every=3, **FAST)  # ends between evaluations
     assert [s for s, _ in r.val_history] == [3, 6] and math.isfinite(r.val_loss)
+
+
+def test_divergence_from_nan_weights_and_from_a_loss_limit():
+    m = _model()
+    m.decoder_weight[3, 2] = np.nan
+    r = m.fit(TEXT, steps=3, **FAST)
+    assert r.stopped == "diverged" and r.steps == 0 and "loss nan" in r.message
+    assert "no checkpoint was written" in r.message
+    m = _model()
+    r = m.fit(TEXT, steps=3, max_loss_factor=0.5, **FAST)  # log(V) / 2: at once
+    assert r.stopped == "diverged" and "above 0.5 x log(V)" in r.message

@@ -338,8 +338,10 @@ def fit(model, text=None, *, checkpoint=None, resume=False, progress=True, sampl
             opt.lr = o["lr"] * o["lr_decay"] ** (step // o["decay_every"])
             try:
                 loss, grads, new_state = model.loss_and_grads(x, y, state)
-            except ValueError:
-                if all(np.isfinite(p).all() for p in params.values()):
+            except ValueError as e:
+                # the kernels refuse NaN/infinity in weights, states and logits: the
+                # parameters have blown up (to NaN, or so far that float overflows)
+                if "NaN or infinity" not in str(e):
                     raise
                 loss, grads = math.nan, None
             norm = 0.0
@@ -353,8 +355,8 @@ def fit(model, text=None, *, checkpoint=None, resume=False, progress=True, sampl
                 if not math.isfinite(loss):
                     what = f"loss {loss}"
                 elif loss > limit:
-                    what = f"loss {loss:.4g} exceeded {limit:.4g}, 3x that of uniform guessing" \
-                        if o["max_loss_factor"] == 3.0 else f"loss {loss:.4g} exceeded {limit:.4g}"
+                    what = (f"loss {loss:.4g} above {o['max_loss_factor']:g} x log(V) = "
+                            f"{limit:.4g}")
                 else:
                     what = f"gradient norm {norm}"
                 kept = (f"; the last good checkpoint (step {last_good}) is kept at "
