@@ -16,7 +16,9 @@ import rnnx
 from rnnx import checkpoint as ckpt
 from rnnx.checkpoint import CheckpointError
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+# the directory holding the rnnx this process imported (src/ here, site-packages when
+# installed), so that the subprocesses run the same one
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(rnnx.__file__)))
 
 
 def _arrays(v=0.0):

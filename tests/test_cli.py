@@ -7,9 +7,12 @@ import sys
 import numpy as np
 import pytest
 
+import rnnx
 from rnnx import checkpoint as ckpt
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+# the directory holding the rnnx this process imported (src/ here, site-packages when
+# installed), so that the subprocesses run the same one
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(rnnx.__file__)))
 CORPUS = ("the cat sat on the mat.\nthe dog sat on the log.\na cat and a dog met.\n") * 15
 TINY = ["--hidden", "10", "--embedding", "4", "--batch-size", "4", "--seq-len", "8",
         "--threads", "1"]
