@@ -181,7 +181,7 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch, where):
         ckpt.save(p, _arrays(1.0), {"step": 2})
     monkeypatch.undo()
     assert p.read_bytes() == before
-    arrays, meta = ckpt.load(p)
+    _, meta = ckpt.load(p)
     assert meta == {"step": 1}
     assert os.listdir(tmp_path) == ["a.npz"]  # no temporary file left behind
 

@@ -196,7 +196,7 @@ _TRAIN_OPTIONS = {"batch_size": "batch_size", "seq_len": "seq_len", "optimizer":
 
 def _train(args):
     from .lm import LanguageModel
-    from .text import default_corpus, tokenize, split_ids, Batches
+    from .text import Batches, default_corpus, split_ids, tokenize
     from .training import DEFAULTS, fit
 
     out = sys.stderr
@@ -239,7 +239,7 @@ def _train(args):
     per_epoch = len(Batches(train_ids, options["batch_size"], options["seq_len"]))
     steps = args.steps
     if args.epochs is not None:
-        steps = max(1, int(round(args.epochs * per_epoch)))
+        steps = max(1, round(args.epochs * per_epoch))
     if args.resume:
         result = fit(model, text, resume=True, steps=steps, checkpoint=checkpoint,
                      progress=not args.quiet, sample_every=args.sample_every, stream=out)

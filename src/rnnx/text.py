@@ -218,7 +218,7 @@ def split_ids(ids, val_fraction):
     """
     if not isinstance(val_fraction, numbers.Real) or not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    n_val = int(round(len(ids) * float(val_fraction)))
+    n_val = round(len(ids) * float(val_fraction))
     return ids[:len(ids) - n_val], ids[len(ids) - n_val:]
 
 
