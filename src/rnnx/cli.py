@@ -35,6 +35,14 @@ def _positive_int(text):
     return v
 
 
+def _at_least_3(text):
+    v = _positive_int(text)
+    if v < 3:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 3 (<UNK>, <EOS> and a "
+                                         f"token), got {v}")
+    return v
+
+
 def _nonneg_int(text):
     try:
         v = int(text)
@@ -83,23 +91,26 @@ def _build_parser():
     t.add_argument("--level", choices=LEVELS, help="tokens: characters (default) or words")
     t.add_argument("--min-count", type=_positive_int, metavar="N",
                    help="word level: rarer words become <UNK> (default 1)")
-    t.add_argument("--max-vocab", type=_positive_int, metavar="N",
+    t.add_argument("--max-vocab", type=_at_least_3, metavar="N",
                    help="keep at most N tokens (with <UNK> and <EOS>)")
     t.add_argument("--cell", choices=sorted(CELLS), help="recurrent cell (default lstm)")
-    t.add_argument("--hidden", type=_positive_int, metavar="H", help="hidden size")
-    t.add_argument("--layers", type=_positive_int, metavar="L", help="stacked layers")
-    t.add_argument("--embedding", type=_positive_int, metavar="E", help="token vector size")
-    t.add_argument("--dropout", type=_number(0, 1, lo_open=False, hi_open=True), metavar="P")
-    t.add_argument("--dtype", choices=("float32", "float64"))
+    t.add_argument("--hidden", type=_positive_int, metavar="H", help="hidden size (default 128)")
+    t.add_argument("--layers", type=_positive_int, metavar="L", help="stacked layers (default 1)")
+    t.add_argument("--embedding", type=_positive_int, metavar="E", help="token vector size (default 64)")
+    t.add_argument("--dropout", type=_number(0, 1, lo_open=False, hi_open=True), metavar="P",
+                   help="between layers and before the output, in training (default 0)")
+    t.add_argument("--dtype", choices=("float32", "float64"), help="default float32")
     t.add_argument("--steps", type=_positive_int, metavar="N",
-                   help="optimizer steps in all (one chunk of batch x seq tokens each)")
+                   help="optimizer steps in all, one chunk of batch x seq tokens each "
+                   "(default 500)")
     t.add_argument("--epochs", type=_number(0), metavar="N",
                    help="passes over the training text (instead of --steps)")
-    t.add_argument("--batch-size", type=_positive_int, metavar="B")
+    t.add_argument("--batch-size", type=_positive_int, metavar="B", help="default 32")
     t.add_argument("--seq-len", type=_positive_int, metavar="T",
-                   help="steps of truncated backpropagation; the state carries on")
-    t.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
-    t.add_argument("--lr", type=_number(0), metavar="LR", help="learning rate")
+                   help="steps of truncated backpropagation; the state carries on "
+                   "(default 64)")
+    t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="default adam")
+    t.add_argument("--lr", type=_number(0), metavar="LR", help="learning rate (default 0.002)")
     t.add_argument("--momentum", type=_number(0, 1, lo_open=False, hi_open=True), metavar="M",
                    help="for --optimizer momentum (default 0.9)")
     t.add_argument("--clip-value", type=_number(0), metavar="C",
@@ -107,12 +118,13 @@ def _build_parser():
     t.add_argument("--clip-norm", type=_number(0, lo_open=False), metavar="C",
                    help="clip the global gradient norm to C (default 5; 0: off)")
     t.add_argument("--lr-decay", type=_number(0, 1), metavar="F",
-                   help="multiply the learning rate by F every --decay-every steps")
-    t.add_argument("--decay-every", type=_positive_int, metavar="N")
+                   help="multiply the learning rate by F every --decay-every steps "
+                   "(default 1: no decay)")
+    t.add_argument("--decay-every", type=_positive_int, metavar="N", help="default 100")
     t.add_argument("--val-fraction", type=_number(0, 1, lo_open=False, hi_open=True),
                    metavar="F", help="tail of the corpus held out (default 0.05)")
     t.add_argument("--eval-every", type=_positive_int, metavar="N",
-                   help="steps between validations, samples and checkpoints")
+                   help="steps between validations, samples and checkpoints (default 100)")
     t.add_argument("--patience", type=_positive_int, metavar="N",
                    help="early stopping after N evaluations without improvement")
     t.add_argument("--max-loss-factor", type=_number(0), metavar="F",
