@@ -73,7 +73,10 @@ class Params:
         self.arrays = {}
 
     def add(self, part, arrays):
-        """Add a dict of arrays under the prefix `part`; returns that dict."""
+        """Add a dict of arrays under the prefix `part`; returns that dict.
+
+        The dict must be complete: arrays put into it later are not added.
+        """
         for name, a in arrays.items():
             self.arrays[f"{part}.{name}"] = a
         return arrays

@@ -158,8 +158,9 @@ class Classifier:
         self.V, self.H = vocab_size, hidden
         self.lstm = LSTM(embed, hidden, bidirectional=True, seed=seed + 1)
         self.params = Params()
-        self.p = self.params.add("head", {"emb": embedding_params(rng, vocab_size, embed)})
-        self.p["W"], self.p["b"] = dense_params(rng, 2, 2 * hidden)
+        W, b = dense_params(rng, 2, 2 * hidden)
+        self.p = self.params.add("head", {"emb": embedding_params(rng, vocab_size, embed),
+                                          "W": W, "b": b})
         self.params.add("lstm", self.lstm.state_dict())
 
     def logits(self, ids, lengths):

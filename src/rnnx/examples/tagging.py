@@ -159,8 +159,9 @@ class Tagger:
         self.V = vocab_size
         self.gru = GRU(embed, hidden, bidirectional=True, seed=seed + 1)
         self.params = Params()
-        self.p = self.params.add("head", {"emb": embedding_params(rng, vocab_size, embed)})
-        self.p["W"], self.p["b"] = dense_params(rng, 2, 2 * hidden)
+        W, b = dense_params(rng, 2, 2 * hidden)
+        self.p = self.params.add("head", {"emb": embedding_params(rng, vocab_size, embed),
+                                          "W": W, "b": b})
         self.params.add("gru", self.gru.state_dict())
 
     def logits(self, ids, lengths):
