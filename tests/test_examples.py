@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from rnnx.examples import _common, generate, seq2seq, sentiment, tagging
+from rnnx.examples import _common, generate, sentiment, seq2seq, tagging
 
 # ----------------------------------------------------------------------------------
 # data generators: the labels are right
@@ -157,7 +157,7 @@ def test_dates_parse_back():
             assert _parse_back(s, fmt) == date, (s, fmt)
             lengths.append(len(s))
     assert min(lengths) >= 6 and max(lengths) <= 18
-    src, tgt, date = seq2seq.make_pair(rng)
+    _, tgt, date = seq2seq.make_pair(rng)
     assert datetime.date.fromisoformat(tgt) == date and len(tgt) == seq2seq.OUT_LEN
     with pytest.raises(KeyError, match="fmt"):
         seq2seq.format_date(date, "yyyy")
@@ -218,7 +218,7 @@ def test_gradients_cover_and_match(name):
     """One gradient per parameter, and a few entries agree with central differences."""
     rng = np.random.default_rng(5)
     model, batch = BATCHES[name](rng)
-    loss, grads = model.loss_and_grads(*batch)
+    _, grads = model.loss_and_grads(*batch)
     arrays = model.params.arrays
     assert sorted(grads) == sorted(arrays)
     for key in sorted(arrays):
@@ -288,16 +288,32 @@ def test_deterministic_under_seed(name):
 # ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(MODULES))
-def test_bad_arguments_exit_with_a_message(name, capsys):
+BAD_ARGUMENTS = [
+    (name, ["--steps", "-1"], "--steps must be >= 0") for name in sorted(MODULES)] + [
+    ("tagging", ["--batch-size", "0"], "--batch-size must be >= 1"),
+    ("tagging", ["--hidden", "0"], "--hidden must be >= 1"),
+    ("sentiment", ["--hidden", "0"], "--hidden must be >= 1"),
+    ("seq2seq", ["--hidden", "0"], "--hidden must be >= 1"),
+    ("seq2seq", ["--lr", "0"], "--lr must be > 0"),
+    ("sentiment", ["--lr", "nan"], "--lr must be > 0"),
+    ("generate", ["--samples", "0"], "--samples must be >= 1"),
+    ("generate", ["--temperature", "0"], "--temperature must be > 0"),
+    ("generate", ["--steps", "many"], "invalid int value"),
+]
+
+
+@pytest.mark.parametrize("name,argv,message", BAD_ARGUMENTS,
+                         ids=[f"{n}{'_'.join(a)}" for n, a, _ in BAD_ARGUMENTS])
+def test_bad_arguments_exit_with_a_message(name, argv, message, capsys):
     with pytest.raises(SystemExit) as e:
-        MODULES[name].main(["--steps", "-1"])
+        MODULES[name].main(argv)
     assert e.value.code == 2
-    assert "--steps must be >= 0" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_runs_as_a_module():
     out = subprocess.run([sys.executable, "-m", "rnnx.examples.tagging", "--steps", "2",
-                          "--quick", "--quiet"], capture_output=True, text=True, timeout=120)
+                          "--quick", "--quiet"], capture_output=True, text=True, timeout=120,
+                         check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("held-out token accuracy:")

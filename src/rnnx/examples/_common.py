@@ -1,4 +1,4 @@
-"""Small helpers shared by the examples: padding, parameters, batches, reporting.
+"""Small helpers shared by the examples: padding, parameters, options, reporting.
 
 Nothing here is part of rnnx's API; the examples keep their models in plain dicts of
 NumPy arrays so that every forward and backward call is visible in the example itself.
@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 
-__all__ = ["pad", "step_mask", "dense_params", "embedding_params", "Params", "batches",
-           "arg_parser", "Progress", "finish"]
+__all__ = ["pad", "step_mask", "dense_params", "embedding_params", "Params",
+           "arg_parser", "parse", "Progress", "finish"]
 
 
 def pad(seqs, pad_id=0):
@@ -91,21 +91,15 @@ class Params:
         return {k: a.copy() for k, a in self.arrays.items()}
 
 
-def batches(n, batch_size, rng):
-    """Index arrays covering ``range(n)`` once in a random order, ``batch_size`` at a time."""
-    order = rng.permutation(n)
-    for i in range(0, n, batch_size):
-        yield order[i:i + batch_size]
-
-
-def arg_parser(description, *, steps, batch_size, quick_steps):
-    """The options every example has: ``--seed``, ``--steps``, ``--batch-size``,
+def arg_parser(description, *, steps, batch_size, quick_steps, lr):
+    """The options every example has: ``--seed``, ``--steps``, ``--batch-size``, ``--lr``,
     ``--quick`` and ``--quiet``."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--seed", type=int, default=0, help="seed of data and initial weights")
     p.add_argument("--steps", type=int, default=None,
                    help=f"training steps (default {steps}; {quick_steps} with --quick)")
     p.add_argument("--batch-size", type=int, default=batch_size, help="examples per step")
+    p.add_argument("--lr", type=float, default=lr, help=f"Adam's learning rate (default {lr})")
     p.add_argument("--quick", action="store_true",
                    help="a smaller, faster configuration (the tests use it)")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
@@ -114,7 +108,8 @@ def arg_parser(description, *, steps, batch_size, quick_steps):
 
 
 def parse(parser, argv):
-    """Parse `argv` and fill in ``steps`` from ``--quick``; checks the counts."""
+    """Parse `argv` and fill in ``steps`` from ``--quick``; checks the counts and the
+    learning rate (a bad value exits with a usage message, as argparse does)."""
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = args._quick_steps if args.quick else args._steps
@@ -122,6 +117,8 @@ def parse(parser, argv):
         parser.error(f"--steps must be >= 0, got {args.steps}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not args.lr > 0 or args.lr == float("inf"):
+        parser.error(f"--lr must be > 0 and finite, got {args.lr}")
     return args
 
 

@@ -240,14 +240,13 @@ def main(argv=None):
     """
     parser = arg_parser("Generate strings of a requested class from a class token "
                         "(one-to-many, GRU, sampled step by step).",
-                        steps=1500, batch_size=32, quick_steps=300)
+                        steps=1500, batch_size=32, quick_steps=300, lr=0.02)
     parser.add_argument("--samples", type=int, default=None,
                         help="samples per class to check (default 300; 100 with --quick)")
-    parser.add_argument("--lr", type=float, default=0.02, help="Adam's learning rate")
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="sampling temperature (default 1)")
     args = parse(parser, argv)
-    n_samples = args.samples or (100 if args.quick else 300)
+    n_samples = args.samples if args.samples is not None else (100 if args.quick else 300)
     if n_samples < 1:
         parser.error(f"--samples must be >= 1, got {n_samples}")
     if not args.temperature > 0:

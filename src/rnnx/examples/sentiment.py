@@ -216,7 +216,8 @@ def main(argv=None):
         negations), ``final_loss``, ``seconds``, ``steps`` and ``params``.
     """
     parser = arg_parser("Classify generated reviews as positive or negative (many-to-one, "
-                        "bidirectional LSTM).", steps=800, batch_size=32, quick_steps=250)
+                        "bidirectional LSTM).",
+                        steps=800, batch_size=32, quick_steps=250, lr=0.01)
     parser.add_argument("--hidden", type=int, default=32,
                         help="LSTM hidden size per direction (default 32)")
     args = parse(parser, argv)
@@ -228,7 +229,7 @@ def main(argv=None):
     test = make_dataset(500 if args.quick else 2000, np.random.default_rng(args.seed + 10_000),
                         vocab)
     model = Classifier(len(vocab), hidden=args.hidden, seed=args.seed)
-    opt = Adam(model.params.arrays, lr=0.01)
+    opt = Adam(model.params.arrays, lr=args.lr)
 
     untrained = evaluate(model, test)
     counting = word_count_accuracy(test)

@@ -237,17 +237,14 @@ def main(argv=None):
     """
     parser = arg_parser("Translate dates from five formats to YYYY-MM-DD (encoder-decoder, "
                         "GRU to GRU, greedy decoding).",
-                        steps=400, batch_size=64, quick_steps=150)
+                        steps=400, batch_size=64, quick_steps=150, lr=0.01)
     parser.add_argument("--hidden", type=int, default=None,
                         help="hidden size of each encoder direction, half the decoder's "
                              "(default 64; 32 with --quick)")
-    parser.add_argument("--lr", type=float, default=0.01, help="Adam's learning rate")
     args = parse(parser, argv)
-    hidden = args.hidden or (32 if args.quick else 64)
+    hidden = args.hidden if args.hidden is not None else (32 if args.quick else 64)
     if hidden < 1:
         parser.error(f"--hidden must be >= 1, got {hidden}")
-    if not args.lr > 0:
-        parser.error(f"--lr must be > 0, got {args.lr}")
 
     rng = np.random.default_rng(args.seed)
     vin, vout = vocabularies()

@@ -213,7 +213,7 @@ def evaluate(model, data, ambiguous=()):
     pred = model.predict(ids, lengths)
     mask = step_mask(lengths, ids.shape[0])
     right = (pred == tags) & mask
-    amb = np.isin(ids, [i for i in ambiguous]) & mask
+    amb = np.isin(ids, list(ambiguous)) & mask
     return {"token_accuracy": float(right.sum() / mask.sum()),
             "sentence_accuracy": float(np.mean(right.sum(axis=0) == lengths)),
             "ambiguous_accuracy": float(right[amb].mean()) if amb.any() else float("nan")}
@@ -238,11 +238,11 @@ def main(argv=None):
     """
     parser = arg_parser("Tag the words of person names in generated sentences "
                         "(many-to-many, bidirectional GRU).",
-                        steps=700, batch_size=32, quick_steps=150)
+                        steps=700, batch_size=32, quick_steps=150, lr=0.01)
     parser.add_argument("--hidden", type=int, default=None,
                         help="GRU hidden size per direction (default 48; 32 with --quick)")
     args = parse(parser, argv)
-    hidden = args.hidden or (32 if args.quick else 48)
+    hidden = args.hidden if args.hidden is not None else (32 if args.quick else 48)
     if hidden < 1:
         parser.error(f"--hidden must be >= 1, got {hidden}")
 
@@ -252,7 +252,7 @@ def main(argv=None):
                         vocab)
     amb = vocab.encode(ambiguous_words())
     model = Tagger(len(vocab), hidden=hidden, seed=args.seed)
-    opt = Adam(model.params.arrays, lr=0.01)
+    opt = Adam(model.params.arrays, lr=args.lr)
 
     untrained = evaluate(model, test, amb)
     all_tags = np.concatenate([d[2] for d in test])
