@@ -91,28 +91,33 @@ class Params:
         return {k: a.copy() for k, a in self.arrays.items()}
 
 
-def arg_parser(description, *, steps, batch_size, quick_steps, lr):
+def arg_parser(description, *, steps, batch_size, quick_steps, lr, quick_lr=None):
     """The options every example has: ``--seed``, ``--steps``, ``--batch-size``, ``--lr``,
-    ``--quick`` and ``--quiet``."""
+    ``--quick`` and ``--quiet``; `quick_steps` and `quick_lr` are the defaults with
+    ``--quick``."""
+    quick_lr = lr if quick_lr is None else quick_lr
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--seed", type=int, default=0, help="seed of data and initial weights")
     p.add_argument("--steps", type=int, default=None,
                    help=f"training steps (default {steps}; {quick_steps} with --quick)")
     p.add_argument("--batch-size", type=int, default=batch_size, help="examples per step")
-    p.add_argument("--lr", type=float, default=lr, help=f"Adam's learning rate (default {lr})")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"Adam's learning rate (default {lr}; {quick_lr} with --quick)")
     p.add_argument("--quick", action="store_true",
                    help="a smaller, faster configuration (the tests use it)")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
-    p.set_defaults(_steps=steps, _quick_steps=quick_steps)
+    p.set_defaults(_steps=steps, _quick_steps=quick_steps, _lr=lr, _quick_lr=quick_lr)
     return p
 
 
 def parse(parser, argv):
-    """Parse `argv` and fill in ``steps`` from ``--quick``; checks the counts and the
+    """Parse `argv` and fill in ``steps`` and ``lr`` from ``--quick``; checks the counts and the
     learning rate (a bad value exits with a usage message, as argparse does)."""
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = args._quick_steps if args.quick else args._steps
+    if args.lr is None:
+        args.lr = args._quick_lr if args.quick else args._lr
     if args.steps < 0:
         parser.error(f"--steps must be >= 0, got {args.steps}")
     if args.batch_size < 1:

@@ -237,7 +237,8 @@ def main(argv=None):
     """
     parser = arg_parser("Translate dates from five formats to YYYY-MM-DD (encoder-decoder, "
                         "GRU to GRU, greedy decoding).",
-                        steps=400, batch_size=64, quick_steps=150, lr=0.01)
+                        steps=400, batch_size=64, quick_steps=150, lr=0.01,
+                        quick_lr=0.02)
     parser.add_argument("--hidden", type=int, default=None,
                         help="hidden size of each encoder direction, half the decoder's "
                              "(default 64; 32 with --quick)")
