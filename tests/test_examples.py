@@ -7,6 +7,7 @@ one at a time, counting sentiment words, ...).
 """
 
 import datetime
+import doctest
 import subprocess
 import sys
 
@@ -161,6 +162,12 @@ def test_dates_parse_back():
     assert datetime.date.fromisoformat(tgt) == date and len(tgt) == seq2seq.OUT_LEN
     with pytest.raises(KeyError, match="fmt"):
         seq2seq.format_date(date, "yyyy")
+
+
+@pytest.mark.parametrize("module", [_common, generate, seq2seq], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    failed, attempted = doctest.testmod(module)
+    assert attempted > 0 and failed == 0
 
 
 def test_pad_and_mask():

@@ -33,6 +33,12 @@ def pad(seqs, pad_id=0):
     ------
     ValueError
         If `seqs` is empty or holds an empty sequence.
+
+    Examples
+    --------
+    >>> ids, lengths = pad([[5, 6, 7], [8]])
+    >>> ids.tolist(), lengths.tolist()
+    ([[5, 8], [6, 0], [7, 0]], [3, 1])
     """
     if len(seqs) == 0:
         raise ValueError("seqs must hold at least one sequence")

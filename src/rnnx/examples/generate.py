@@ -64,7 +64,15 @@ _MEMBERS = {c: frozenset(members(c)) for c in CLASSES}
 
 
 def is_valid(cls, s):
-    """Whether the string `s` is a member of the class `cls` (checked by its rule)."""
+    """Whether the string `s` is a member of the class `cls` (checked by its rule).
+
+    Examples
+    --------
+    >>> is_valid("count", "aaabbb"), is_valid("count", "aabbb")
+    (True, False)
+    >>> is_valid("ramp", "4567"), is_valid("echo", "kokoko"), is_valid("echo", "kokaka")
+    (True, True, False)
+    """
     if cls == "count":
         n = len(s) // 2
         return 1 <= n <= 6 and s == "a" * n + "b" * n

@@ -61,6 +61,14 @@ def format_date(date, fmt):
     ------
     KeyError
         If `fmt` is not one of :data:`FORMATS`.
+
+    Examples
+    --------
+    >>> d = datetime.date(2021, 3, 25)
+    >>> [format_date(d, f) for f in FORMATS]
+    ['25 March 2021', 'March 25, 2021', '25 mar 2021', '3/25/21', '25.03.2021']
+    >>> d.isoformat()
+    '2021-03-25'
     """
     d, m, y = date.day, date.month, date.year
     if fmt == "day month year":

@@ -165,7 +165,7 @@ class Tagger:
         self.params.add("gru", self.gru.state_dict())
 
     def logits(self, ids, lengths):
-        """``logits (T, B, 2)`` for ``ids (T, B)``, and what :meth:`backward` needs."""
+        """``logits (T, B, 2)`` for ``ids (T, B)``, and what :meth:`loss_and_grads` needs."""
         x = heads.embedding_forward(ids, self.p["emb"])          # (T, B, E)
         y, _, cache = self.gru.forward(x, lengths=lengths)      # (T, B, 2H)
         return heads.dense_forward(y, self.p["W"], self.p["b"]), (ids, y, cache)
