@@ -47,7 +47,7 @@ def test_tagging_labels():
                 while j < len(words) and tags[j] == 1:
                     j += 1
                 run = words[i:j]
-                assert run in ([run[0]], [run[0], run[-1]]) and len(run) <= 2
+                assert len(run) <= 2, (words, tags)
                 assert (len(run) == 1 and run[0] in names) or \
                     (run[0] in tagging.FIRST and run[1] in tagging.LAST)
                 if i > 0:
@@ -64,14 +64,17 @@ def test_tagging_labels():
 def test_tagging_templates_literal_words():
     """A sentence with 'with {P}' at its end: everything after 'with' is the person."""
     rng = np.random.default_rng(2)
+    checked = 0
     for _ in range(500):
         words, tags = tagging.make_sentence(rng)
         if words[:1] == ["we"] and "with" in words:
+            checked += 1
             k = words.index("with")
             assert tags[:k + 1] == [0] * (k + 1)
             rest = tags[k + 1:]
             assert rest in ([1], [1, 1], [0, 1], [0, 1, 1])
             assert (rest[0] == 0) == (words[k + 1] in tagging.TITLES)
+    assert checked > 10
 
 
 def _clause_polarity(clause):
