@@ -96,6 +96,10 @@ inline void matmul(Dst&& dst, const A& a, const B& b) {
 
 struct SeqDims {
   Index T, B, D, H;
+  // Index input (or nullptr): row r of x is the one-hot vector e_{ids[r]} of length D,
+  // ids (T*B) each in 0..D-1, and x is not read. The input projection is then a gather
+  // of columns of w_ih, and its weight gradient a scatter-add (see input.hpp).
+  const std::int64_t* ids = nullptr;
 };
 
 // Throw std::invalid_argument (arrives in Python as ValueError) unless cond holds.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/input.hpp"
 #include "rnnx/packed_gemm.hpp"
 #include "rnnx/parallel.hpp"
 
@@ -22,11 +23,12 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
 
   // Input projection for all steps: x W_ihᵀ + b_ih, plus the recurrent biases that sit
   // outside the reset gate (all of them except b_hn under reset_after).
+  const AlignedVec<S> wt = input_weights_transposed(d, w_ih, GH);
   const Index n_rows = ceil_div(TB, kRowsPerTask);
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Gr = Gs.middleRows(r.r0, r.n);
-    matmul<false>(Gr, X.middleRows(r.r0, r.n), Wih.transpose());
+    project_input(Gr, d, X, Wih, wt, r.r0);
     if (b_ih) Gr.rowwise() += MapConstRowVec<S>(b_ih, GH);
     if (b_hh) {
       const Index folded = (v.reset_after && !v.simplified) ? 2 * H : GH;
@@ -216,6 +218,7 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
   }
 
   // Input and parameter gradients: whole-sequence GEMMs in fixed blocks.
+  require(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
   parallel_for(n_rows + G * n_units, [&](Index k) {
     if (k < n_rows) {
@@ -228,7 +231,7 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
     const Index c0 = q * H + u.j0;
     auto dGxu = dGx.middleCols(c0, u.c);
     auto dGhu = dGh.middleCols(c0, u.c);
-    matmul<false>(MapMat<S>(dw_ih, GH, D).middleRows(c0, u.c), dGxu.transpose(), X);
+    input_weight_grad(MapMat<S>(dw_ih, GH, D).middleRows(c0, u.c), d, dGxu, X);
     if (before && q == 2)  // W_hn acts on r * h_{t-1}
       matmul<false>(MapMat<S>(dw_hh, GH, H).middleRows(c0, u.c), dGhu.transpose(),
                     MapConstMat<S>(aux, TB, H));

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/input.hpp"
 #include "rnnx/packed_gemm.hpp"
 #include "rnnx/parallel.hpp"
 
@@ -21,11 +22,12 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
   MapMat<S> G(gates, TB, 4 * H), Hall(h_all, (T + 1) * B, H), Call(c_all, (T + 1) * B, H);
 
   // Input projection for all steps and all four gates: one GEMM before the loop.
+  const AlignedVec<S> wt = input_weights_transposed(d, w_ih, 4 * H);
   const Index n_rows = ceil_div(TB, kRowsPerTask);
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Gr = G.middleRows(r.r0, r.n);
-    matmul<false>(Gr, X.middleRows(r.r0, r.n), Wih.transpose());
+    project_input(Gr, d, X, Wih, wt, r.r0);
     if (b) Gr.rowwise() += MapConstRowVec<S>(b, 4 * H);
   }, worth_parallel(double(TB) * D * 4 * H / double(n_rows)));
 
@@ -212,6 +214,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
 
   // Input and parameter gradients: whole-sequence GEMMs after the loop, in fixed blocks
   // of rows (dx) and of gate rows (dW_ih, dW_hh, db).
+  require(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
   const Index n_gate_rows = ceil_div(4 * H, kUnitsPerTask);
   parallel_for(n_rows + n_gate_rows, [&](Index k) {
@@ -222,7 +225,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
     }
     const Units u(k - n_rows, 4 * H);
     auto dGu = dG.middleCols(u.j0, u.c);
-    matmul<false>(MapMat<S>(dw_ih, 4 * H, D).middleRows(u.j0, u.c), dGu.transpose(), X);
+    input_weight_grad(MapMat<S>(dw_ih, 4 * H, D).middleRows(u.j0, u.c), d, dGu, X);
     matmul<false>(MapMat<S>(dw_hh, 4 * H, H).middleRows(u.j0, u.c), dGu.transpose(), Hprev);
     if (db) column_sums(MapRowVec<S>(db, 4 * H).segment(u.j0, u.c), dGu);
   }, worth_parallel(double(TB) * (D + H) * std::min(4 * H, kUnitsPerTask)));

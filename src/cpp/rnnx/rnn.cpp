@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/input.hpp"
 #include "rnnx/packed_gemm.hpp"
 #include "rnnx/parallel.hpp"
 
@@ -43,11 +44,12 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
   auto Z = Hall.bottomRows(TB);  // z_t is computed in place of h_t
 
   // Input projection for all steps: one GEMM before the loop (in row blocks).
+  const AlignedVec<S> wt = input_weights_transposed(d, w_ih, H);
   const Index n_rows = ceil_div(TB, kRowsPerTask);
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Zr = Z.middleRows(r.r0, r.n);
-    matmul<false>(Zr, X.middleRows(r.r0, r.n), Wih.transpose());
+    project_input(Zr, d, X, Wih, wt, r.r0);
     if (b) Zr.rowwise() += MapConstRowVec<S>(b, H);
   }, worth_parallel(double(TB) * D * H / double(n_rows)));
 
@@ -141,6 +143,7 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
   // Input and parameter gradients: whole-sequence GEMMs after the loop, in fixed blocks:
   //   dx = dZ W_ih (row blocks), dW_ih = dZᵀ X and dW_hh = dZᵀ H_prev (blocks of units),
   //   db = Σ_rows dZ.
+  require(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
   parallel_for(n_rows + n_units, [&](Index k) {
     if (k < n_rows) {
@@ -150,7 +153,7 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
     }
     const Units u(k - n_rows, H);
     auto dZu = dZ.middleCols(u.j0, u.c);
-    matmul<false>(MapMat<S>(dw_ih, H, D).middleRows(u.j0, u.c), dZu.transpose(), X);
+    input_weight_grad(MapMat<S>(dw_ih, H, D).middleRows(u.j0, u.c), d, dZu, X);
     matmul<false>(MapMat<S>(dw_hh, H, H).middleRows(u.j0, u.c), dZu.transpose(), Hprev);
     if (db) column_sums(MapRowVec<S>(db, H).segment(u.j0, u.c), dZu);
   }, worth_parallel(double(TB) * (D + H) * std::min(H, kUnitsPerTask)));
