@@ -218,7 +218,7 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
   }
 
   // Input and parameter gradients: whole-sequence GEMMs in fixed blocks.
-  require(!(dx && d.ids), "index input has no dx (pass nullptr)");
+  RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
   parallel_for(n_rows + G * n_units, [&](Index k) {
     if (k < n_rows) {

@@ -214,7 +214,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
 
   // Input and parameter gradients: whole-sequence GEMMs after the loop, in fixed blocks
   // of rows (dx) and of gate rows (dW_ih, dW_hh, db).
-  require(!(dx && d.ids), "index input has no dx (pass nullptr)");
+  RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
   const Index n_gate_rows = ceil_div(4 * H, kUnitsPerTask);
   parallel_for(n_rows + n_gate_rows, [&](Index k) {

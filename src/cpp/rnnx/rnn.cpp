@@ -143,7 +143,7 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
   // Input and parameter gradients: whole-sequence GEMMs after the loop, in fixed blocks:
   //   dx = dZ W_ih (row blocks), dW_ih = dZᵀ X and dW_hh = dZᵀ H_prev (blocks of units),
   //   db = Σ_rows dZ.
-  require(!(dx && d.ids), "index input has no dx (pass nullptr)");
+  RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
   parallel_for(n_rows + n_units, [&](Index k) {
     if (k < n_rows) {
