@@ -102,7 +102,19 @@ def _lengths(lengths, B, T):
 
 
 def _prev(first, seq):
-    """(T, B, H) states each step started from: first, seq[0], ..., seq[T-2]."""
+    """(T, B, H) states each step started from: first, seq[0], ..., seq[T-2].
+
+    When seq is the view ``all[1:]`` of a forward's (T+1, B, H) output whose row 0 holds
+    exactly ``first`` (as the forward functions here return it), this is the view
+    ``all[:-1]``: no copy, and it keeps the output's alignment.
+    """
+    base = seq.base
+    if (isinstance(base, np.ndarray) and base.dtype == seq.dtype and base.flags.c_contiguous
+            and base.shape == (seq.shape[0] + 1,) + seq.shape[1:]
+            and seq.ctypes.data == base.ctypes.data + base[0].nbytes
+            and isinstance(first, np.ndarray) and first.shape == base.shape[1:]
+            and first.dtype == base.dtype and base[0].tobytes() == first.tobytes()):
+        return base[:-1]
     return np.concatenate((first[None], seq[:-1]), axis=0)
 
 
