@@ -41,7 +41,34 @@ struct MicroKernel {
     using namespace Eigen::internal;
     Packet acc0[NR_], acc1[NR_];
     for (int j = 0; j < NR_; ++j) acc0[j] = acc1[j] = pset1<Packet>(S(0));
-    for (Index k = 0; k < kc; ++k) {
+    Index k = 0;
+    if constexpr (NR_ <= 2) {
+      // One or two columns (batch 1 or 2, e.g. generation): 2*NR_ chains of dependent FMAs
+      // would wait on the FMA latency, so the depth is split over 4 interleaved partial
+      // sums (k mod 4), added at the end: 8*NR_ independent chains.
+      Packet p0[3][NR_], p1[3][NR_];
+      for (int s = 0; s < 3; ++s)
+        for (int j = 0; j < NR_; ++j) p0[s][j] = p1[s][j] = pset1<Packet>(S(0));
+      for (; k + 4 <= kc; k += 4) {
+        for (int j = 0; j < NR_; ++j) {
+          const Packet b0 = pset1<Packet>(b[k * NR_ + j]);
+          acc0[j] = pmadd(pload<Packet>(a + k * MR), b0, acc0[j]);
+          acc1[j] = pmadd(pload<Packet>(a + k * MR + kLanes), b0, acc1[j]);
+        }
+        for (int s = 0; s < 3; ++s)
+          for (int j = 0; j < NR_; ++j) {
+            const Index kk = k + 1 + s;
+            const Packet bs = pset1<Packet>(b[kk * NR_ + j]);
+            p0[s][j] = pmadd(pload<Packet>(a + kk * MR), bs, p0[s][j]);
+            p1[s][j] = pmadd(pload<Packet>(a + kk * MR + kLanes), bs, p1[s][j]);
+          }
+      }
+      for (int j = 0; j < NR_; ++j) {
+        acc0[j] = padd(padd(acc0[j], p0[0][j]), padd(p0[1][j], p0[2][j]));
+        acc1[j] = padd(padd(acc1[j], p1[0][j]), padd(p1[1][j], p1[2][j]));
+      }
+    }
+    for (; k < kc; ++k) {
       const Packet a0 = pload<Packet>(a + k * MR), a1 = pload<Packet>(a + k * MR + kLanes);
       for (int j = 0; j < NR_; ++j) {
         const Packet bj = pset1<Packet>(b[k * NR_ + j]);
