@@ -20,6 +20,7 @@ def test_dict_reports_the_running_core():
     assert r["isa_available"][0] == "generic"
     assert r["num_threads"] == rnnx.get_num_threads()
     assert r["core_module"].startswith(f"_core_{rnnx.isa}")
+    assert r["eigen_version"].startswith("3.4.")  # the cmeel-eigen the build required
     assert cfg["cpu"]["features"] == {k: bool(v) for k, v in
                                       _loader._core_generic.cpu_features().items()}
     assert cfg["numpy"]["version"] == np.__version__

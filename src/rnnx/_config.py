@@ -144,8 +144,8 @@ def show_config(file=None, quiet=False):
     config : dict
         Sections ``"rnnx"`` (``version``, ``isa`` the build in use, ``isa_available``
         the builds this CPU can run, ``num_threads``, the environment variables
-        ``RNNX_ISA`` and ``RNNX_NUM_THREADS`` (None when unset), ``core_module``, ``eigen_version`` (None:
-        the core does not report it)), ``"cpu"`` (``model``, ``features`` as the core
+        ``RNNX_ISA`` and ``RNNX_NUM_THREADS`` (None when unset), ``core_module``,
+        ``eigen_version`` the Eigen the core was compiled with), ``"cpu"`` (``model``, ``features`` as the core
         detects them, ``logical_cpus``, ``usable_cpus``), ``"numpy"`` (``version``,
         ``blas`` its build-time BLAS, ``thread_pools`` from threadpoolctl when it is
         installed, else None) and ``"python"``. Plain strings, numbers, bools, lists and
