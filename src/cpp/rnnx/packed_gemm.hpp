@@ -34,10 +34,11 @@ struct MicroKernel {
   static constexpr Index NR = 6;
 #endif
 
-  // a: MR*kc packed values (k-major), b: NR_*kc packed values (k-major); C(i, j) at
-  // c[j*ldc + i] for i < m (m <= MR), j < NR_.
+  // a: MR*kc packed values (k-major); B(k, j) = b[j*ldb + k] read in place (rows of
+  // h_{t-1}: NR_ streams along k, no packing); C(i, j) at c[j*ldc + i] for i < m
+  // (m <= MR), j < NR_.
   template <int NR_>
-  static void run(const S* a, const S* b, Index kc, S* c, Index ldc, Index m) {
+  static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m) {
     using namespace Eigen::internal;
     Packet acc0[NR_], acc1[NR_];
     for (int j = 0; j < NR_; ++j) acc0[j] = acc1[j] = pset1<Packet>(S(0));
@@ -51,14 +52,14 @@ struct MicroKernel {
         for (int j = 0; j < NR_; ++j) p0[s][j] = p1[s][j] = pset1<Packet>(S(0));
       for (; k + 4 <= kc; k += 4) {
         for (int j = 0; j < NR_; ++j) {
-          const Packet b0 = pset1<Packet>(b[k * NR_ + j]);
+          const Packet b0 = pset1<Packet>(b[j * ldb + k]);
           acc0[j] = pmadd(pload<Packet>(a + k * MR), b0, acc0[j]);
           acc1[j] = pmadd(pload<Packet>(a + k * MR + kLanes), b0, acc1[j]);
         }
         for (int s = 0; s < 3; ++s)
           for (int j = 0; j < NR_; ++j) {
             const Index kk = k + 1 + s;
-            const Packet bs = pset1<Packet>(b[kk * NR_ + j]);
+            const Packet bs = pset1<Packet>(b[j * ldb + kk]);
             p0[s][j] = pmadd(pload<Packet>(a + kk * MR), bs, p0[s][j]);
             p1[s][j] = pmadd(pload<Packet>(a + kk * MR + kLanes), bs, p1[s][j]);
           }
@@ -71,7 +72,7 @@ struct MicroKernel {
     for (; k < kc; ++k) {
       const Packet a0 = pload<Packet>(a + k * MR), a1 = pload<Packet>(a + k * MR + kLanes);
       for (int j = 0; j < NR_; ++j) {
-        const Packet bj = pset1<Packet>(b[k * NR_ + j]);
+        const Packet bj = pset1<Packet>(b[j * ldb + k]);
         acc0[j] = pmadd(a0, bj, acc0[j]);
         acc1[j] = pmadd(a1, bj, acc1[j]);
       }
@@ -94,10 +95,11 @@ struct MicroKernel {
   }
 
   template <int NR_ = NR>
-  static void dispatch(int n, const S* a, const S* b, Index kc, S* c, Index ldc, Index m) {
+  static void dispatch(int n, const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc,
+                       Index m) {
     if constexpr (NR_ >= 1) {
-      if (n == NR_) return run<NR_>(a, b, kc, c, ldc, m);
-      dispatch<NR_ - 1>(n, a, b, kc, c, ldc, m);
+      if (n == NR_) return run<NR_>(a, b, ldb, kc, c, ldc, m);
+      dispatch<NR_ - 1>(n, a, b, ldb, kc, c, ldc, m);
     }
   }
 };
@@ -136,32 +138,22 @@ class PackedLhs {
 
   Index rows() const { return M_; }
   Index depth() const { return K_; }
-  // Scratch multiply_add() needs for N columns.
-  static Index work_size(Index K, Index N) {
-    return std::min(K, kDepth) * (ceil_div(N, NR) * NR) + 64;
-  }
+  // Scratch multiply_add() needs for N columns (none here: Bm is read in place).
+  static Index work_size(Index, Index) { return 64; }
 
   // C += A * Bm for Bm(k, j) = b[j * ldb + k] (the transpose of a row-major (N x K)
   // block, e.g. h_{t-1}) and C(i, j) = c[j * ldc + i] (a row-major (N x M) block, e.g.
   // the step's gates). work: work_size(K, N) elements, aligned. Each C(i, j) is summed
   // over k in order (one FMA chain per depth block): the result depends only on K.
   void multiply_add(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
+    (void)work;  // Bm is read in place (see MicroKernel::run)
     for (Index k0 = 0; k0 < K_; k0 += kDepth) {
       const Index kc = std::min(kDepth, K_ - k0);
-      // Pack Bm's depth block: panels of NR columns, k-major.
-      for (Index j0 = 0; j0 < N; j0 += NR) {
-        const Index n = std::min(NR, N - j0);
-        S* dst = work + j0 * kc;
-        for (Index j = 0; j < n; ++j) {
-          const S* src = b + (j0 + j) * ldb + k0;
-          for (Index k = 0; k < kc; ++k) dst[k * n + j] = src[k];
-        }
-      }
       const S* a_block = packed_.data() + k0 * Mp_;
       for (Index j0 = 0; j0 < N; j0 += NR) {
         const int n = int(std::min(NR, N - j0));
         for (Index p = 0; p * MR < M_; ++p)
-          Kernel::dispatch(n, a_block + p * MR * kc, work + j0 * kc, kc,
+          Kernel::dispatch(n, a_block + p * MR * kc, b + j0 * ldb + k0, ldb, kc,
                            c + j0 * ldc + p * MR, ldc, std::min(MR, M_ - p * MR));
       }
     }
