@@ -220,14 +220,15 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
   // Input and parameter gradients: whole-sequence GEMMs in fixed blocks.
   RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
-  parallel_for(n_rows + G * n_units, [&](Index k) {
+  const Index grad_rows = grad_rows_per_task(H), n_grad = ceil_div(H, grad_rows);
+  parallel_for(n_rows + G * n_grad, [&](Index k) {
     if (k < n_rows) {
       const Rows r(k, TB);
       matmul<false>(MapMat<S>(dx, TB, D).middleRows(r.r0, r.n), dGx.middleRows(r.r0, r.n), Wih);
       return;
     }
-    const Index q = (k - n_rows) / n_units;
-    const Units u((k - n_rows) % n_units, H);
+    const Index q = (k - n_rows) / n_grad;  // gate q, rows [j0, j0+c) of its block
+    const Block u((k - n_rows) % n_grad, H, grad_rows);
     const Index c0 = q * H + u.j0;
     auto dGxu = dGx.middleCols(c0, u.c);
     auto dGhu = dGh.middleCols(c0, u.c);
@@ -239,7 +240,7 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
       matmul<false>(MapMat<S>(dw_hh, GH, H).middleRows(c0, u.c), dGhu.transpose(), Hprev);
     column_sums(MapRowVec<S>(db_ih, GH).segment(c0, u.c), dGxu);
     column_sums(MapRowVec<S>(db_hh, GH).segment(c0, u.c), dGhu);
-  }, worth_parallel(double(TB) * (D + H) * std::min(H, kUnitsPerTask)));
+  }, worth_parallel(double(TB) * (D + H) * std::min(H, grad_rows)));
 }
 
 #define RNNX_INSTANTIATE(S)                                                                   \

@@ -216,19 +216,19 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   // of rows (dx) and of gate rows (dW_ih, dW_hh, db).
   RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
-  const Index n_gate_rows = ceil_div(4 * H, kUnitsPerTask);
+  const Index grad_rows = grad_rows_per_task(4 * H), n_gate_rows = ceil_div(4 * H, grad_rows);
   parallel_for(n_rows + n_gate_rows, [&](Index k) {
     if (k < n_rows) {
       const Rows r(k, TB);
       matmul<false>(MapMat<S>(dx, TB, D).middleRows(r.r0, r.n), dG.middleRows(r.r0, r.n), Wih);
       return;
     }
-    const Units u(k - n_rows, 4 * H);
+    const Block u(k - n_rows, 4 * H, grad_rows);
     auto dGu = dG.middleCols(u.j0, u.c);
     input_weight_grad(MapMat<S>(dw_ih, 4 * H, D).middleRows(u.j0, u.c), d, dGu, X);
     matmul<false>(MapMat<S>(dw_hh, 4 * H, H).middleRows(u.j0, u.c), dGu.transpose(), Hprev);
     if (db) column_sums(MapRowVec<S>(db, 4 * H).segment(u.j0, u.c), dGu);
-  }, worth_parallel(double(TB) * (D + H) * std::min(4 * H, kUnitsPerTask)));
+  }, worth_parallel(double(TB) * (D + H) * std::min(4 * H, grad_rows)));
 }
 
 #define RNNX_INSTANTIATE(S)                                                                  \

@@ -55,6 +55,19 @@ struct Units {
   Index j0, c;
   Units(Index k, Index H) : j0(k * kUnitsPerTask), c(std::min(kUnitsPerTask, H - j0)) {}
 };
+// Rows of a weight gradient (dW = dAᵀ X over all T*B rows) per task: blocks larger than
+// the time loop's 64 units run Eigen's GEMM faster (64 -> 256 rows measured 92 -> 117
+// GFLOP/s at depth 6400, width 512), while `rows` still splits into 4 or more tasks when
+// it can. A function of the size alone, like every task boundary.
+inline Index grad_rows_per_task(Index rows) {
+  return std::clamp<Index>(rows / 4 / kUnitsPerTask * kUnitsPerTask, kUnitsPerTask, 256);
+}
+// Task k of blocks of `size` rows of R: rows [j0, j0 + c).
+struct Block {
+  Index j0, c;
+  Block(Index k, Index R, Index size) : j0(k * size), c(std::min(size, R - j0)) {}
+};
+
 // Task k of a whole-sequence GEMM: rows [r0, r0 + n) of R.
 struct Rows {
   Index r0, n;

@@ -145,18 +145,19 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
   //   db = Σ_rows dZ.
   RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
-  parallel_for(n_rows + n_units, [&](Index k) {
+  const Index grad_rows = grad_rows_per_task(H), n_grad = ceil_div(H, grad_rows);
+  parallel_for(n_rows + n_grad, [&](Index k) {
     if (k < n_rows) {
       const Rows r(k, TB);
       matmul<false>(MapMat<S>(dx, TB, D).middleRows(r.r0, r.n), dZ.middleRows(r.r0, r.n), Wih);
       return;
     }
-    const Units u(k - n_rows, H);
+    const Block u(k - n_rows, H, grad_rows);
     auto dZu = dZ.middleCols(u.j0, u.c);
     input_weight_grad(MapMat<S>(dw_ih, H, D).middleRows(u.j0, u.c), d, dZu, X);
     matmul<false>(MapMat<S>(dw_hh, H, H).middleRows(u.j0, u.c), dZu.transpose(), Hprev);
     if (db) column_sums(MapRowVec<S>(db, H).segment(u.j0, u.c), dZu);
-  }, worth_parallel(double(TB) * (D + H) * std::min(H, kUnitsPerTask)));
+  }, worth_parallel(double(TB) * (D + H) * std::min(H, grad_rows)));
 }
 
 #define RNNX_INSTANTIATE(S)                                                                    \
