@@ -94,6 +94,11 @@ inline void matmul(Dst&& dst, const A& a, const B& b) {
     dst.noalias() = a * b;
 }
 
+// n rounded up to a multiple of 16 elements (64 bytes for float), so that scratch carved
+// into per-task pieces keeps every piece aligned (Eigen's kernels load packed operands
+// with aligned loads).
+inline Index pad16(Index n) { return (n + 15) / 16 * 16; }
+
 struct SeqDims {
   Index T, B, D, H;
   // Index input (or nullptr): row r of x is the one-hot vector e_{ids[r]} of length D,

@@ -23,12 +23,12 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
 
   // Input projection for all steps: x W_ihᵀ + b_ih, plus the recurrent biases that sit
   // outside the reset gate (all of them except b_hn under reset_after).
-  const AlignedVec<S> wt = input_weights_transposed(d, w_ih, GH);
+  const InputWeights<S> w_in(d, w_ih, GH);
   const Index n_rows = ceil_div(TB, kRowsPerTask);
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Gr = Gs.middleRows(r.r0, r.n);
-    project_input(Gr, d, X, Wih, wt, r.r0);
+    project_input(Gr, d, x, w_in, r.r0);
     if (b_ih) Gr.rowwise() += MapConstRowVec<S>(b_ih, GH);
     if (b_hh) {
       const Index folded = (v.reset_after && !v.simplified) ? 2 * H : GH;
@@ -49,7 +49,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
     w_direct[size_t(k)] = pack_gate_rows(w_hh, H, 0, n_direct, u);
     if (before) w_n[size_t(k)] = pack_gate_rows(w_hh, H, 2, 3, u);
   }, par);
-  const Index work = PackedLhs<S>::work_size(H, B), per_task = G * B * cmax + work;
+  const Index work = PackedLhs<S>::work_size(H, B), per_task = pad16(G * B * cmax) + work;
   AlignedVec<S> scratch(size_t(n_units * per_task));
   for (Index t = 0; t < T; ++t) {
     auto hprev = Hall.middleRows(t * B, B);
@@ -69,7 +69,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
       MapMat<S> prod(sc, B, n_direct * u.c);  // h_{t-1} W_hqᵀ of the task's units, gate q
       prod.setZero();
       w_direct[size_t(k)].multiply_add(h_all + t * B * H, B, H, sc, n_direct * u.c,
-                                       sc + G * B * cmax);
+                                       sc + pad16(G * B * cmax));
       auto rec = [&](Index q) { return prod.middleCols(q * u.c, u.c); };
       for (Index q = 0; q < (v.simplified ? 1 : 2); ++q) {  // the sigmoid gates: z, or r and z
         auto g = gate(q, u);
@@ -99,7 +99,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
         const Units u(k, H);
         auto n = gate(2, u);  // += (r * h_{t-1}) W_hnᵀ
         w_n[size_t(k)].multiply_add(aux + t * B * H, B, H, gates + t * B * GH + 2 * H + u.j0, GH,
-                                    scratch.data() + k * per_task + G * B * cmax);
+                                    scratch.data() + k * per_task + pad16(G * B * cmax));
         apply_block(Tanh(), n, n);
         update(u);
       }, par);
@@ -137,7 +137,8 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
     w_carry[size_t(k)] = pack_carry_cols(w_hh, H, 0, direct, u);
     if (before) w_rn[size_t(k)] = pack_carry_cols(w_hh, H, 2 * H, H, u);
   }, par);
-  const Index work = PackedLhs<S>::work_size(std::max(direct, H), B), per_task = B * cmax + work;
+  const Index work = PackedLhs<S>::work_size(std::max(direct, H), B);
+  const Index per_task = pad16(B * cmax) + work;
   AlignedVec<S> scratch(size_t(n_units * per_task)), drh_buf(size_t(before ? B * H : 0));
   MapMat<S> drh(before ? drh_buf.data() : dh0, B, H);
   for (Index t = T - 1; t >= -1; --t) {
@@ -150,7 +151,8 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
         MapMat<S> acc(sc, B, u.c);
         acc.array() = cH.array() * Gs.block(r1, qz * H + u.j0, B, u.c).array();
         // += dA_h[:, :direct] W_hh[:direct, j0:j0+c]
-        w_carry[size_t(k)].multiply_add(dgh + r1 * GH, B, GH, sc, u.c, sc + B * cmax);
+        w_carry[size_t(k)].multiply_add(dgh + r1 * GH, B, GH, sc, u.c,
+                                        sc + pad16(B * cmax));
         if (before)
           acc.array() += drh.middleCols(u.j0, u.c).array() * Gs.block(r1, u.j0, B, u.c).array();
         if (len.any(t + 1))  // a padded step passes dL/dh through unchanged
@@ -208,7 +210,7 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
         auto drh_u = drh.middleCols(u.j0, u.c);  // = da_n W_hn[:, j0:j0+c]
         drh_u.setZero();
         w_rn[size_t(k)].multiply_add(dgx + r0 * GH + 2 * H, B, GH, drh.data() + u.j0, H,
-                                     scratch.data() + k * per_task + B * cmax);
+                                     scratch.data() + k * per_task + pad16(B * cmax));
         auto r = Gs.block(r0, u.j0, B, u.c).array();
         dGx.block(r0, u.j0, B, u.c).array() =
             drh_u.array() * Hprev.block(r0, u.j0, B, u.c).array() * r * (S(1) - r);

@@ -8,31 +8,42 @@
 #pragma once
 
 #include "rnnx/common.hpp"
+#include "rnnx/packed_gemm.hpp"
 
 namespace rnnx {
 
-// W_ihᵀ (D x GH), row-major, for index input; empty for dense input.
+// The input projection's weights, prepared once per call: for dense input W_ih packed
+// for the micro-kernel (M = GH rows, depth D), for index input W_ihᵀ (D x GH, row-major)
+// whose rows the gather copies.
 template <typename S>
-AlignedVec<S> input_weights_transposed(const SeqDims& d, const S* w_ih, Index GH) {
+struct InputWeights {
+  PackedLhs<S> packed;
   AlignedVec<S> wt;
-  if (!d.ids) return wt;
-  wt.resize(size_t(d.D * GH));
-  MapMat<S>(wt.data(), d.D, GH) = MapConstMat<S>(w_ih, GH, d.D).transpose();
-  return wt;
-}
+  InputWeights(const SeqDims& d, const S* w_ih, Index GH) {
+    if (!d.ids) {
+      packed = PackedLhs<S>(w_ih, GH, d.D, d.D, false);
+      return;
+    }
+    wt.resize(size_t(d.D * GH));
+    MapMat<S>(wt.data(), d.D, GH) = MapConstMat<S>(w_ih, GH, d.D).transpose();
+  }
+};
 
-// out (n x GH, a block of rows [r0, r0+n) of the projection) = X[r0:r0+n] W_ihᵀ, or for
-// index input the rows ids[r0..r0+n) of wt = W_ihᵀ.
+// out (n x GH, the rows [r0, r0+n) of the projection, row-major) = X[r0:r0+n] W_ihᵀ, or
+// for index input the rows ids[r0..r0+n) of W_ihᵀ.
 template <typename Out, typename S>
-void project_input(Out&& out, const SeqDims& d, const MapConstMat<S>& X,
-                   const MapConstMat<S>& Wih, const AlignedVec<S>& wt, Index r0) {
+void project_input(Out&& out, const SeqDims& d, const S* x, const InputWeights<S>& w,
+                   Index r0) {
+  const Index GH = out.cols();
   if (!d.ids) {
-    matmul<false>(out, X.middleRows(r0, out.rows()), Wih.transpose());
+    out.setZero();
+    AlignedVec<S> work(size_t(PackedLhs<S>::work_size(d.D, out.rows())));
+    w.packed.multiply_add(x + r0 * d.D, out.rows(), d.D, out.data(), out.outerStride(),
+                          work.data());
     return;
   }
-  const Index GH = out.cols();
   for (Index i = 0; i < out.rows(); ++i)
-    out.row(i) = MapConstRowVec<S>(wt.data() + d.ids[r0 + i] * GH, GH);
+    out.row(i) = MapConstRowVec<S>(w.wt.data() + d.ids[r0 + i] * GH, GH);
 }
 
 // dw (c x D, rows [j0, j0+c) of dW_ih) = dAuᵀ X, with dAu (T*B x c) the matching columns

@@ -22,12 +22,12 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
   MapMat<S> G(gates, TB, 4 * H), Hall(h_all, (T + 1) * B, H), Call(c_all, (T + 1) * B, H);
 
   // Input projection for all steps and all four gates: one GEMM before the loop.
-  const AlignedVec<S> wt = input_weights_transposed(d, w_ih, 4 * H);
+  const InputWeights<S> w_in(d, w_ih, 4 * H);
   const Index n_rows = ceil_div(TB, kRowsPerTask);
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Gr = G.middleRows(r.r0, r.n);
-    project_input(Gr, d, X, Wih, wt, r.r0);
+    project_input(Gr, d, x, w_in, r.r0);
     if (b) Gr.rowwise() += MapConstRowVec<S>(b, 4 * H);
   }, worth_parallel(double(TB) * D * 4 * H / double(n_rows)));
 
@@ -45,16 +45,17 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
     w_tasks[size_t(k)] = pack_gate_rows(w_hh, H, 0, 4, Units(k, H));
   }, par);
   const Index work = PackedLhs<S>::work_size(H, B);
-  AlignedVec<S> scratch(size_t(n_units * (8 * B * cmax + work)));
+  const Index gate_blocks = pad16(8 * B * cmax), per_task = gate_blocks + work;
+  AlignedVec<S> scratch(size_t(n_units * per_task));
   for (Index t = 0; t < T; ++t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
       const Index n = B * u.c;
-      S* sc = scratch.data() + k * (8 * B * cmax + work);  // 4 gate blocks, the product, work
+      S* sc = scratch.data() + k * per_task;  // 4 gate blocks, the product, work
       MapMat<S> prod(sc + 4 * n, B, 4 * u.c);
       prod.setZero();
       w_tasks[size_t(k)].multiply_add(h_all + t * B * H, B, H, prod.data(), 4 * u.c,
-                                      sc + 8 * B * cmax);
+                                      sc + gate_blocks);
       for (Index q = 0; q < 4; ++q)  // gate q: columns q*H + [j0, j0+c) of the step's gates
         MapMat<S>(sc + q * n, B, u.c) =
             G.block(t * B, q * H + u.j0, B, u.c) + prod.middleCols(q * u.c, u.c);
@@ -110,7 +111,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   // Per task: gates, their gradients, tanh(c) (blocks 0-8), then for variable lengths a
   // product (9) and the carries kept for padded examples (10, 11); blocks of B x c.
   const Index work = PackedLhs<S>::work_size(4 * H, B);
-  const Index per_task = 12 * B * std::min(H, kUnitsPerTask) + work;
+  const Index per_task = pad16(12 * B * std::min(H, kUnitsPerTask)) + work;
   AlignedVec<S> scratch(size_t(n_units * per_task));
   std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(n_units));  // W_hh[:, j0:j0+c]
   parallel_for(n_units, [&](Index k) {
@@ -125,7 +126,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
       auto dCu = dC.middleCols(u.j0, u.c);
       if (t < T - 1) {
         const S* dg_next = dgates + (t + 1) * B * 4 * H;
-        S* wk = sc + 12 * B * std::min(H, kUnitsPerTask);
+        S* wk = sc + pad16(12 * B * std::min(H, kUnitsPerTask));
         if (len.any(t + 1)) {  // a padded step passes dL/dh through unchanged
           MapMat<S> acc(sc + 9 * n, B, u.c);
           acc.setZero();

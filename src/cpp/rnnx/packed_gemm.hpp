@@ -23,6 +23,17 @@ namespace rnnx {
 // MR = two SIMD packets of rows, NR columns held as 2*NR accumulator registers (NR = 12
 // with AVX-512's 32 registers, 6 with AVX2's 16). Eigen 3.4's own kernel keeps 3x4
 // packets, which measured about 70% of what the machine's best GEMM reaches.
+// Complete unrolling of the loops over the accumulators, so that they live in registers:
+// left to itself GCC kept them in an array on the stack (a store after every FMA, half
+// the speed).
+#if defined(__clang__)
+#define RNNX_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define RNNX_UNROLL _Pragma("GCC unroll 32")
+#else
+#define RNNX_UNROLL
+#endif
+
 template <typename S>
 struct MicroKernel {
   using Packet = typename Eigen::internal::packet_traits<S>::type;
@@ -41,6 +52,7 @@ struct MicroKernel {
   static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m) {
     using namespace Eigen::internal;
     Packet acc0[NR_], acc1[NR_];
+    RNNX_UNROLL
     for (int j = 0; j < NR_; ++j) acc0[j] = acc1[j] = pset1<Packet>(S(0));
     Index k = 0;
     if constexpr (NR_ <= 2) {
@@ -48,15 +60,20 @@ struct MicroKernel {
       // would wait on the FMA latency, so the depth is split over 4 interleaved partial
       // sums (k mod 4), added at the end: 8*NR_ independent chains.
       Packet p0[3][NR_], p1[3][NR_];
+      RNNX_UNROLL
       for (int s = 0; s < 3; ++s)
+        RNNX_UNROLL
         for (int j = 0; j < NR_; ++j) p0[s][j] = p1[s][j] = pset1<Packet>(S(0));
       for (; k + 4 <= kc; k += 4) {
+        RNNX_UNROLL
         for (int j = 0; j < NR_; ++j) {
           const Packet b0 = pset1<Packet>(b[j * ldb + k]);
           acc0[j] = pmadd(pload<Packet>(a + k * MR), b0, acc0[j]);
           acc1[j] = pmadd(pload<Packet>(a + k * MR + kLanes), b0, acc1[j]);
         }
+        RNNX_UNROLL
         for (int s = 0; s < 3; ++s)
+          RNNX_UNROLL
           for (int j = 0; j < NR_; ++j) {
             const Index kk = k + 1 + s;
             const Packet bs = pset1<Packet>(b[j * ldb + kk]);
@@ -64,6 +81,7 @@ struct MicroKernel {
             p1[s][j] = pmadd(pload<Packet>(a + kk * MR + kLanes), bs, p1[s][j]);
           }
       }
+      RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
         acc0[j] = padd(padd(acc0[j], p0[0][j]), padd(p0[1][j], p0[2][j]));
         acc1[j] = padd(padd(acc1[j], p1[0][j]), padd(p1[1][j], p1[2][j]));
@@ -71,6 +89,7 @@ struct MicroKernel {
     }
     for (; k < kc; ++k) {
       const Packet a0 = pload<Packet>(a + k * MR), a1 = pload<Packet>(a + k * MR + kLanes);
+      RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
         const Packet bj = pset1<Packet>(b[j * ldb + k]);
         acc0[j] = pmadd(a0, bj, acc0[j]);
@@ -78,6 +97,7 @@ struct MicroKernel {
       }
     }
     if (m == MR) {
+      RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
         S* cj = c + j * ldc;
         pstoreu(cj, padd(ploadu<Packet>(cj), acc0[j]));
@@ -85,6 +105,7 @@ struct MicroKernel {
       }
     } else {  // the last panel of rows: through a buffer
       alignas(64) S buf[MR];
+      RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
         pstore(buf, acc0[j]);
         pstore(buf + kLanes, acc1[j]);
@@ -150,12 +171,14 @@ class PackedLhs {
     for (Index k0 = 0; k0 < K_; k0 += kDepth) {
       const Index kc = std::min(kDepth, K_ - k0);
       const S* a_block = packed_.data() + k0 * Mp_;
-      for (Index j0 = 0; j0 < N; j0 += NR) {
-        const int n = int(std::min(NR, N - j0));
-        for (Index p = 0; p * MR < M_; ++p)
-          Kernel::dispatch(n, a_block + p * MR * kc, b + j0 * ldb + k0, ldb, kc,
-                           c + j0 * ldc + p * MR, ldc, std::min(MR, M_ - p * MR));
-      }
+      // Each panel of A (MR x kc, 32 KB in float) is loaded once and stays in L1 while it
+      // meets every panel of columns; the weights of all tasks together may not fit in
+      // L2, so going through A once per column panel would stream them N/NR times.
+      for (Index p = 0; p * MR < M_; ++p)
+        for (Index j0 = 0; j0 < N; j0 += NR)
+          Kernel::dispatch(int(std::min(NR, N - j0)), a_block + p * MR * kc,
+                           b + j0 * ldb + k0, ldb, kc, c + j0 * ldc + p * MR, ldc,
+                           std::min(MR, M_ - p * MR));
     }
   }
 
@@ -192,7 +215,7 @@ class PackedLhs {
   Index rows() const { return M_; }
   Index depth() const { return K_; }
   // Scratch multiply_add() needs for N columns.
-  static Index work_size(Index K, Index N) { return std::min(K, kDepth) * N + 64; }
+  static Index work_size(Index K, Index N) { return pad16(std::min(K, kDepth) * N + 64); }
 
   // As above, through Eigen's own packing and gebp micro-kernel (portable builds).
   void multiply_add(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {

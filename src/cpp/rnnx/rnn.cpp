@@ -44,12 +44,12 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
   auto Z = Hall.bottomRows(TB);  // z_t is computed in place of h_t
 
   // Input projection for all steps: one GEMM before the loop (in row blocks).
-  const AlignedVec<S> wt = input_weights_transposed(d, w_ih, H);
+  const InputWeights<S> w_in(d, w_ih, H);
   const Index n_rows = ceil_div(TB, kRowsPerTask);
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Zr = Z.middleRows(r.r0, r.n);
-    project_input(Zr, d, X, Wih, wt, r.r0);
+    project_input(Zr, d, x, w_in, r.r0);
     if (b) Zr.rowwise() += MapConstRowVec<S>(b, H);
   }, worth_parallel(double(TB) * D * H / double(n_rows)));
 
@@ -100,7 +100,7 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
   // Per task: its columns of W_hh packed once, the product's work space, and for variable
   // lengths a (B x c) product.
   std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(n_units));
-  const Index work = PackedLhs<S>::work_size(H, B), per_task = work + B * cmax;
+  const Index work = PackedLhs<S>::work_size(H, B), per_task = work + pad16(B * cmax);
   AlignedVec<S> scratch(size_t(n_units * per_task));
   parallel_for(n_units, [&](Index k) {
     w_tasks[size_t(k)] = pack_carry_cols(w_hh, H, 0, H, Units(k, H));
