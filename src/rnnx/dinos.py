@@ -74,10 +74,18 @@ def rnn_forward(X, Y, a0, parameters, vocab_size=27):
         ``(y_hat, a, x)``: dicts keyed by step ``t`` of ``(V, 1)``, ``(n_a, 1)`` and
         one-hot ``(V, 1)`` arrays; ``a[-1]`` is a copy of ``a0``.
     """
+    if isinstance(vocab_size, (bool, np.bool_)):
+        raise TypeError("vocab_size must be an int, got bool")
+    try:
+        vocab_size = operator.index(vocab_size)
+    except TypeError:
+        raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}") from None
+    if not 1 <= vocab_size < 2 ** 62:
+        raise ValueError(f"vocab_size must be a positive int below 2**62, got {vocab_size}")
     try:
         loss, a_all, y_all = _k.rnn_forward(X, Y, a0, parameters, vocab_size)
     except OverflowError as e:
-        raise _out_of_range(e, X=X, Y=Y, vocab_size=vocab_size) from None
+        raise _out_of_range(e, X=X, Y=Y) from None
     T = len(X)
     onehots = np.zeros((T, vocab_size, 1))
     x, a, y_hat = {}, {-1: a_all[0][:, None]}, {}
