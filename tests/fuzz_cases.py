@@ -635,7 +635,7 @@ def run_case(group, draw, counter):
     except case.allowed as e:
         if not n_mutations:
             raise AssertionError(f"{case.name}: a valid call raised {e!r}") from e
-        if not str(e):
+        if not str(e) and not isinstance(e, MemoryError):  # NumPy's random may raise a bare one
             raise AssertionError(f"{case.name}: {type(e).__name__} without a message") from e
         return
     except Exception as e:  # noqa: BLE001 - anything else is the finding

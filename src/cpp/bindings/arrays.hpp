@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -151,14 +153,18 @@ A ensured(A converted, const py::array& from) {
   throw py::error_already_set();
 }
 
+// a itself when it is C-contiguous and its items are naturally aligned, else such a copy
+// (reading a double from an address that is not a multiple of 8 is undefined behaviour).
+constexpr int kNpyAligned = 0x0100;  // NumPy's NPY_ARRAY_ALIGNED
 inline py::array c_order(const py::array& a) {
-  return ensured(py::array::ensure(a, py::array::c_style), a);
+  return ensured(py::array::ensure(a, py::array::c_style | kNpyAligned), a);
 }
 
 // Element strides of a (in units of S); arrays whose byte strides are not multiples of
 // the item size are copied to C order first.
 template <typename S>
 py::array element_strided(py::array a) {
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(S) != 0) return c_order(a);
   for (py::ssize_t i = 0; i < a.ndim(); ++i)
     if (a.strides(i) % py::ssize_t(sizeof(S)) != 0)
       return c_order(a);
@@ -240,9 +246,9 @@ Aligned<S> aligned(const py::array& a) {
     out.ptr = static_cast<const S*>(a.data());
     return out;
   }
-  if (a.flags() & py::array::c_style) {
-    const S* src = static_cast<const S*>(a.data());
-    out.copy.assign(src, src + a.size());
+  if (a.flags() & py::array::c_style) {  // bytes copied: the items may be misaligned
+    out.copy.resize(size_t(a.size()));
+    std::memcpy(out.copy.data(), a.data(), size_t(a.size()) * sizeof(S));
   } else {
     const py::array c = c_order(a);
     const S* src = static_cast<const S*>(c.data());

@@ -37,7 +37,11 @@ std::vector<std::int64_t> indices(py::handle obj, const char* name, bool allow_n
       }
       const long long value = PyLong_AsLongLong(ix);
       Py_DECREF(ix);
-      if (value == -1 && PyErr_Occurred()) throw py::error_already_set();
+      if (value == -1 && PyErr_Occurred()) {  // beyond 64 bits: out of any vocabulary
+        PyErr_Clear();
+        throw py::value_error(std::string(name) + "[" + std::to_string(t) +
+                              "] is out of range (too large for an index)");
+      }
       if (value < 0)
         throw py::value_error(std::string(name) + "[" + std::to_string(t) + "] = " +
                               std::to_string(value) + " is negative");
