@@ -12,7 +12,6 @@ import sys
 import numpy as np
 import pytest
 
-import rnnx
 from rnnx import heads, kernels
 
 from helpers import run_python
@@ -90,7 +89,6 @@ def test_the_flatness_check_sees_a_small_leak():
     assert growth(leak_bytes=512) > BOUND_MIB << 20
 
 
-PHYSICAL = 2 ** 62  # elements no machine has memory for; * itemsize still fits in 64 bits
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
