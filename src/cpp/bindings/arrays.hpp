@@ -248,7 +248,7 @@ Aligned<S> aligned(const py::array& a) {
   }
   if (a.flags() & py::array::c_style) {  // bytes copied: the items may be misaligned
     out.copy.resize(size_t(a.size()));
-    std::memcpy(out.copy.data(), a.data(), size_t(a.size()) * sizeof(S));
+    if (a.size()) std::memcpy(out.copy.data(), a.data(), size_t(a.size()) * sizeof(S));
   } else {
     const py::array c = c_order(a);
     const S* src = static_cast<const S*>(c.data());

@@ -39,8 +39,9 @@ std::vector<std::int64_t> indices(py::handle obj, const char* name, bool allow_n
       Py_DECREF(ix);
       if (value == -1 && PyErr_Occurred()) {  // beyond 64 bits: out of any vocabulary
         PyErr_Clear();
-        throw py::value_error(std::string(name) + "[" + std::to_string(t) +
-                              "] is out of range (too large for an index)");
+        throw py::value_error(std::string(name) + "[" + std::to_string(t) + "] = " +
+                              std::string(py::str(v)) +
+                              " is out of range (too large for an index)");
       }
       if (value < 0)
         throw py::value_error(std::string(name) + "[" + std::to_string(t) + "] = " +
