@@ -66,7 +66,7 @@ py::array_t<std::int64_t> int_array(py::handle obj, const char* name) {
   if (kind != 'i' && kind != 'u')
     throw py::type_error(std::string(name) + " must have an integer dtype, got " +
                          std::string(py::str(a.dtype())));
-  return ensured(py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a), a);
+  return ensured(py::array_t<std::int64_t, py::array::c_style | py::array::forcecast | kNpyAligned>::ensure(a), a);
 }
 
 // The same with exactly `shape`; None (where optional) gives an empty array.
@@ -95,7 +95,7 @@ std::vector<std::uint8_t> mask_arg(py::handle obj, const Shape& shape) {
     throw py::type_error("mask must have dtype bool (or hold 0 and 1), got " +
                          std::string(py::str(a.dtype())));
   require_shape(a, "mask", shape, "targets.shape");
-  const auto d = ensured(py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a), a);
+  const auto d = ensured(py::array_t<double, py::array::c_style | py::array::forcecast | kNpyAligned>::ensure(a), a);
   out.resize(size_t(d.size()));
   for (ssize i = 0; i < d.size(); ++i) {
     const double v = d.data()[i];
