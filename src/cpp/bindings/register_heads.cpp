@@ -111,7 +111,15 @@ ssize positive_int(py::handle obj, const char* name) {
   if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
     throw py::type_error(std::string(name) + " must be an int, got " +
                          std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
-  const ssize v = obj.cast<ssize>();
+  PyObject* ix = PyNumber_Index(obj.ptr());
+  if (!ix) throw py::error_already_set();
+  const long long v = PyLong_AsLongLong(ix);
+  Py_DECREF(ix);
+  if (v == -1 && PyErr_Occurred()) {  // beyond 64 bits
+    PyErr_Clear();
+    throw py::value_error(std::string(name) + " = " + std::string(py::str(obj)) +
+                          " is too large");
+  }
   if (v < 1) throw py::value_error(std::string(name) + " must be >= 1, got " + std::to_string(v));
   return v;
 }
