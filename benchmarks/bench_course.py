@@ -13,19 +13,16 @@ NumPy is slowed on these machines by the preset OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE; the script restarts itself without them before NumPy is imported.
 """
 
-import os
-import sys
+import _common
 
-_SLOW_BLAS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-if any(v in os.environ for v in _SLOW_BLAS) and __name__ == "__main__":
-    env = {k: v for k, v in os.environ.items() if k not in _SLOW_BLAS}
-    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+if __name__ == "__main__":
+    _common.reexec_without_slow_blas()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -73,51 +70,16 @@ def step_fn(module, cell, x, a0, p, da):
 
 def calibrate(fn, target=0.2):
     """Number of calls that take about `target` seconds."""
-    n = 1
-    while True:
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        dt = time.perf_counter() - t
-        if dt >= target or n >= 1 << 20:
-            return max(1, int(n * target / max(dt, 1e-9)))
-        n *= 4
+    return _common.calibrate(fn, target)[0]
 
 
 def per_call(fn, n):
-    # OpenBLAS's threads keep spinning for about 0.1 s after a call (2**28 cycles) and
-    # would take the cores from whatever runs next: let them go idle first.
-    time.sleep(0.25)
-    t = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - t) / n
+    # let OpenBLAS's spinning threads go idle before each block (see _common.per_call)
+    return _common.per_call(fn, n, pause=0.25)
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def busy_fraction(seconds=1.0):
-    """Share of the CPUs' time spent busy (by any process) over `seconds`, or None."""
-    def sample():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]  # total, idle + iowait
-    try:
-        t0, i0 = sample()
-        time.sleep(seconds)
-        t1, i1 = sample()
-    except OSError:
-        return None
-    return 1 - (i1 - i0) / max(1, t1 - t0)
+cpu_name = _common.cpu_name
+busy_fraction = _common.busy_fraction
 
 
 def main():

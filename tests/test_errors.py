@@ -405,8 +405,11 @@ CASES = {
         g.kx, g.h0, g.w_ih, g.w_hh[:, :2]), ValueError, ["w_hh", "(7, 2)"]),
     "kernels.rnn_forward-b-shape": (lambda g: kernels.rnn_forward(
         g.kx, g.h0, g.w_ih, g.w_hh, g.b[:, None]), ValueError, ["b", "(7, 1)"]),
+    # integer x is index input, of shape (T, B)
     "kernels.rnn_forward-x-int": (lambda g: kernels.rnn_forward(
-        g.kx.astype(int), g.h0, g.w_ih, g.w_hh), TypeError, ["x"]),
+        g.kx.astype(int), g.h0, g.w_ih, g.w_hh), ValueError, ["x", "index input", "(T, B)"]),
+    "kernels.rnn_forward-x-bool": (lambda g: kernels.rnn_forward(
+        g.kx.astype(bool), g.h0, g.w_ih, g.w_hh), TypeError, ["x", "bool"]),
     "kernels.rnn_forward-x-float16": (lambda g: kernels.rnn_forward(
         g.kx.astype(np.float16), g.h0, g.w_ih, g.w_hh), TypeError, ["x", "float16"]),
     "kernels.rnn_forward-mixed-dtypes": (lambda g: kernels.rnn_forward(

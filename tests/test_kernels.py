@@ -256,6 +256,27 @@ def at_offset(a, offset):
     return out
 
 
+@pytest.mark.parametrize("batch", [1, 2, 3, 13, 16])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_column_count_of_the_micro_kernel(cell, dtype, batch):
+    # Batches 1 and 2 take the split-depth path of the recurrent product, 3..12 a
+    # partial panel of columns, 13 and 16 one full panel of 12 (AVX-512) plus a partial
+    # one; hidden 130 gives several unit blocks, depths 130 and 4*130 with a tail after
+    # the groups of 4, and row panels that end part-way.
+    a = large_inputs(cell)
+    a = {k: (None if v is None else (v[:, :batch] if v.ndim == 3 else
+                                     v[:batch] if k in ("h0", "c0") else v)) for k, v in a.items()}
+    a = cast(a, dtype)
+    got, want = run(kernels, cell, a), run(ref, cell, a)
+    for name, g, w in zip(OUTPUT_NAMES["lstm" if cell == "lstm" else "rnn"], got, want):
+        if dtype == np.float64:
+            assert_close(g, w, err_msg=name)
+        else:
+            scale = max(1.0, float(np.abs(w).max()))
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_results_do_not_depend_on_the_thread_count(cell):
     # documented: bit-identical results for any thread count

@@ -8,14 +8,19 @@
 * ``rnnx.kernels``: the time-major ``(T, B, D)`` RNN, GRU and LSTM kernels.
 * ``rnnx.heads``: dense, embedding, softmax cross-entropy and last-step pooling,
   forward and backward (C++), the heads of the four RNN shapes.
+* ``rnnx.LanguageModel``: a word- or character-level language model (train, sample,
+  score, save, load; see :mod:`rnnx.lm` and the ``rnnx`` command).
 * ``rnnx.reference``: the same math in plain NumPy, the ground truth of the tests.
+* ``rnnx.show_config()``: versions, instruction set, CPU features and threads in use.
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import dinos, heads, kernels, optim, reference
 from .layers import GRU, LSTM, RNN
+from .lm import LanguageModel
 from ._loader import core as _core
+from ._config import show_config
 from .course import (
     lstm_backward,
     lstm_cell_backward,
@@ -64,5 +69,5 @@ __all__ = [
     "rnn_cell_forward", "rnn_forward", "rnn_cell_backward", "rnn_backward",
     "lstm_cell_forward", "lstm_forward", "lstm_cell_backward", "lstm_backward",
     "softmax", "sigmoid", "dinos", "heads", "kernels", "optim", "reference", "isa", "__version__",
-    "get_num_threads", "set_num_threads", "RNN", "GRU", "LSTM",
+    "get_num_threads", "set_num_threads", "RNN", "GRU", "LSTM", "LanguageModel", "show_config",
 ]

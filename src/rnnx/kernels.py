@@ -24,16 +24,42 @@ __all__ = ["rnn_forward", "rnn_backward", "gru_forward", "gru_backward", "lstm_f
            "lstm_backward"]
 
 
-def _dtype_of(x):
+def _dtype_of(x, w_ih=None):
+    """(dtype, T, B, D) of a call: from x (T, B, D), or for index input x (T, B) of ints
+    from w_ih (its columns are the D one-hot input features)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype.kind in "iu" and w_ih is not None:
+        if x.ndim != 2:
+            raise ValueError(f"x of integer dtype (index input) must have shape (T, B), "
+                             f"got {x.shape}")
+        if 0 in x.shape:
+            raise ValueError(f"x must not be empty, got shape {x.shape}")
+        if not isinstance(w_ih, np.ndarray) or w_ih.dtype not in (np.float32, np.float64):
+            raise TypeError("w_ih must be a float32 or float64 numpy.ndarray")
+        if w_ih.ndim != 2:
+            raise ValueError(f"w_ih must have shape (G*H, D), got {w_ih.shape}")
+        D = w_ih.shape[1]
+        if x.min() < 0 or x.max() >= D:
+            bad = tuple(int(i) for i in np.argwhere((x < 0) | (x >= D))[0])
+            raise ValueError(f"x{list(bad)} = {x[bad]} is outside 0..D-1 = 0..{D - 1} "
+                             f"(index input: w_ih has D = {D} columns)")
+        return w_ih.dtype, x.shape[0], x.shape[1], D
     if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"x must have dtype float32 or float64, got {x.dtype}")
+        raise TypeError(f"x must have dtype float32 or float64 (or an integer dtype for "
+                        f"index input), got {x.dtype}")
     if x.ndim != 3:
         raise ValueError(f"x must have shape (T, B, D), got {x.shape}")
     if 0 in x.shape:
         raise ValueError(f"x must not be empty, got shape {x.shape}")
-    return x.dtype
+    return x.dtype, *x.shape
+
+
+def _x(x, T, B, D, dt):
+    """x for the core: float (T, B, D) of dtype dt, or index input as int64 (T, B)."""
+    if x.dtype.kind in "iu":
+        return np.ascontiguousarray(x, dtype=np.int64)
+    return _arg("x", x, (T, B, D), "(T, B, D)", dt)
 
 
 def _arg(name, a, shape, dims, dtype, optional=False):
@@ -76,7 +102,19 @@ def _lengths(lengths, B, T):
 
 
 def _prev(first, seq):
-    """(T, B, H) states each step started from: first, seq[0], ..., seq[T-2]."""
+    """(T, B, H) states each step started from: first, seq[0], ..., seq[T-2].
+
+    When seq is the view ``all[1:]`` of a forward's (T+1, B, H) output whose row 0 holds
+    exactly ``first`` (as the forward functions here return it), this is the view
+    ``all[:-1]``: no copy, and it keeps the output's alignment.
+    """
+    base = seq.base
+    if (isinstance(base, np.ndarray) and base.dtype == seq.dtype and base.flags.c_contiguous
+            and base.shape == (seq.shape[0] + 1,) + seq.shape[1:]
+            and seq.ctypes.data == base.ctypes.data + base[0].nbytes
+            and isinstance(first, np.ndarray) and first.shape == base.shape[1:]
+            and first.dtype == base.dtype and base[0].tobytes() == first.tobytes()):
+        return base[:-1]
     return np.concatenate((first[None], seq[:-1]), axis=0)
 
 
@@ -85,7 +123,10 @@ def rnn_forward(x, h0, w_ih, w_hh, b=None, nonlinearity="tanh", lengths=None):
 
     Parameters
     ----------
-    x : ndarray of shape (T, B, D)
+    x : ndarray of shape (T, B, D), or of ints with shape (T, B)
+        Integers are index input: ``x[t, b] = k`` stands for the one-hot vector ``e_k``
+        of length D (``w_ih``'s columns), and the input projection becomes a gather of
+        column k of ``w_ih`` (no one-hot, no GEMM); backward then returns ``dx = None``.
     h0 : ndarray of shape (B, H)
     w_ih : ndarray of shape (H, D)
     w_hh : ndarray of shape (H, H)
@@ -96,10 +137,9 @@ def rnn_forward(x, h0, w_ih, w_hh, b=None, nonlinearity="tanh", lengths=None):
     -------
     h : ndarray of shape (T, B, H)
     """
-    dt = _dtype_of(x)
-    T, B, D = x.shape
+    dt, T, B, D = _dtype_of(x, w_ih)
     H = _hidden(w_ih, 1)
-    args = (_arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("h0", h0, (B, H), "(B, H)", dt),
+    args = (_x(x, T, B, D, dt), _arg("h0", h0, (B, H), "(B, H)", dt),
             _arg("w_ih", w_ih, (H, D), "(H, D)", dt), _arg("w_hh", w_hh, (H, H), "(H, H)", dt),
             _arg("b", b, (H,), "(H,)", dt, optional=True))
     return _k.rnn_forward(*args, nonlinearity, _lengths(lengths, B, T))[1:]
@@ -121,19 +161,18 @@ def rnn_backward(dh, x, h0, h, w_ih, w_hh, nonlinearity="tanh", dh_n=None, lengt
 
     Returns
     -------
-    dx : ndarray of shape (T, B, D)
+    dx : ndarray of shape (T, B, D), or None for index input
     dh0 : ndarray of shape (B, H)
     dw_ih, dw_hh : ndarray
     db : ndarray of shape (H,)
     """
-    dt = _dtype_of(x)
-    T, B, D = x.shape
+    dt, T, B, D = _dtype_of(x, w_ih)
     H = _hidden(w_ih, 1)
     tbh = (T, B, H)
     h = _arg("h", h, tbh, "(T, B, H)", dt)
     h0 = _arg("h0", h0, (B, H), "(B, H)", dt)
     return _k.rnn_backward(
-        _arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("w_ih", w_ih, (H, D), "(H, D)", dt),
+        _x(x, T, B, D, dt), _arg("w_ih", w_ih, (H, D), "(H, D)", dt),
         _arg("w_hh", w_hh, (H, H), "(H, H)", dt), h, _prev(h0, h),
         _arg("dh", dh, tbh, "(T, B, H)", dt, optional=True),
         _arg("dh_n", dh_n, (B, H), "(B, H)", dt, optional=True), nonlinearity,
@@ -154,7 +193,10 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True, simpl
 
     Parameters
     ----------
-    x : ndarray of shape (T, B, D)
+    x : ndarray of shape (T, B, D), or of ints with shape (T, B)
+        Integers are index input: ``x[t, b] = k`` stands for the one-hot vector ``e_k``
+        of length D (``w_ih``'s columns), and the input projection becomes a gather of
+        column k of ``w_ih`` (no one-hot, no GEMM); backward then returns ``dx = None``.
     h0 : ndarray of shape (B, H)
     w_ih : ndarray of shape (G*H, D)
     w_hh : ndarray of shape (G*H, H)
@@ -183,11 +225,10 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True, simpl
     ``n = tanh(x W_inᵀ + b_in + h W_hnᵀ + b_hn)``; then ``h' = (1 - z) * n + z * h``.
     """
     G = _gru_gates(reset_after, simplified)
-    dt = _dtype_of(x)
-    T, B, D = x.shape
+    dt, T, B, D = _dtype_of(x, w_ih)
     H = _hidden(w_ih, G)
     gates, aux, h_all = _k.gru_forward(
-        _arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("h0", h0, (B, H), "(B, H)", dt),
+        _x(x, T, B, D, dt), _arg("h0", h0, (B, H), "(B, H)", dt),
         _arg("w_ih", w_ih, (G * H, D), f"({G}H, D)", dt),
         _arg("w_hh", w_hh, (G * H, H), f"({G}H, H)", dt),
         _arg("b_ih", b_ih, (G * H,), f"({G}H,)", dt, optional=True),
@@ -212,14 +253,13 @@ def gru_backward(dh, x, h0, h, gates, aux, w_ih, w_hh, reset_after=True, simplif
 
     Returns
     -------
-    dx : ndarray of shape (T, B, D)
+    dx : ndarray of shape (T, B, D), or None for index input
     dh0 : ndarray of shape (B, H)
     dw_ih, dw_hh : ndarray
     db_ih, db_hh : ndarray of shape (G*H,)
     """
     G = _gru_gates(reset_after, simplified)
-    dt = _dtype_of(x)
-    T, B, D = x.shape
+    dt, T, B, D = _dtype_of(x, w_ih)
     H = _hidden(w_ih, G)
     tbh = (T, B, H)
     h = _arg("h", h, tbh, "(T, B, H)", dt)
@@ -227,7 +267,7 @@ def gru_backward(dh, x, h0, h, gates, aux, w_ih, w_hh, reset_after=True, simplif
     if not simplified and aux is None:
         raise TypeError("aux must be the array gru_forward returned, got None")
     return _k.gru_backward(
-        _arg("x", x, (T, B, D), "(T, B, D)", dt),
+        _x(x, T, B, D, dt),
         _arg("w_ih", w_ih, (G * H, D), f"({G}H, D)", dt),
         _arg("w_hh", w_hh, (G * H, H), f"({G}H, H)", dt), _prev(h0, h),
         _arg("gates", gates, (T, B, G * H), f"(T, B, {G}H)", dt),
@@ -242,7 +282,10 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b=None, lengths=None, peephole=None):
 
     Parameters
     ----------
-    x : ndarray of shape (T, B, D)
+    x : ndarray of shape (T, B, D), or of ints with shape (T, B)
+        Integers are index input: ``x[t, b] = k`` stands for the one-hot vector ``e_k``
+        of length D (``w_ih``'s columns), and the input projection becomes a gather of
+        column k of ``w_ih`` (no one-hot, no GEMM); backward then returns ``dx = None``.
     h0, c0 : ndarray of shape (B, H)
     w_ih : ndarray of shape (4H, D)
     w_hh : ndarray of shape (4H, H)
@@ -263,11 +306,10 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b=None, lengths=None, peephole=None):
     ``c_t = f*c_{t-1} + i*g``; ``h_t = o*tanh(c_t)``. With peepholes ``p_i * c_{t-1}``
     and ``p_f * c_{t-1}`` are added inside i and f, and ``p_o * c_t`` inside o.
     """
-    dt = _dtype_of(x)
-    T, B, D = x.shape
+    dt, T, B, D = _dtype_of(x, w_ih)
     H = _hidden(w_ih, 4)
     gates, h_all, c_all = _k.lstm_forward(
-        _arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("h0", h0, (B, H), "(B, H)", dt),
+        _x(x, T, B, D, dt), _arg("h0", h0, (B, H), "(B, H)", dt),
         _arg("c0", c0, (B, H), "(B, H)", dt), _arg("w_ih", w_ih, (4 * H, D), "(4H, D)", dt),
         _arg("w_hh", w_hh, (4 * H, H), "(4H, H)", dt),
         _arg("b", b, (4 * H,), "(4H,)", dt, optional=True), _lengths(lengths, B, T),
@@ -293,15 +335,14 @@ def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None, 
 
     Returns
     -------
-    dx : ndarray of shape (T, B, D)
+    dx : ndarray of shape (T, B, D), or None for index input
     dh0, dc0 : ndarray of shape (B, H)
     dw_ih, dw_hh : ndarray
     db : ndarray of shape (4H,)
     dpeephole : ndarray of shape (3H,)
         Only when ``peephole`` is given (a 7-tuple then).
     """
-    dt = _dtype_of(x)
-    T, B, D = x.shape
+    dt, T, B, D = _dtype_of(x, w_ih)
     H = _hidden(w_ih, 4)
     tbh = (T, B, H)
     h = _arg("h", h, tbh, "(T, B, H)", dt)
@@ -309,7 +350,7 @@ def lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh, dh_n=None, dc_n=None, 
     h0 = _arg("h0", h0, (B, H), "(B, H)", dt)
     c0 = _arg("c0", c0, (B, H), "(B, H)", dt)
     return _k.lstm_backward(
-        _arg("x", x, (T, B, D), "(T, B, D)", dt), _arg("w_ih", w_ih, (4 * H, D), "(4H, D)", dt),
+        _x(x, T, B, D, dt), _arg("w_ih", w_ih, (4 * H, D), "(4H, D)", dt),
         _arg("w_hh", w_hh, (4 * H, H), "(4H, H)", dt),
         _arg("gates", gates, (T, B, 4 * H), "(T, B, 4H)", dt), _prev(h0, h), c, _prev(c0, c),
         _arg("dh", dh, tbh, "(T, B, H)", dt, optional=True),

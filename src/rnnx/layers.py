@@ -207,7 +207,10 @@ class _Recurrent:
         Parameters
         ----------
         x : ndarray of shape (T, B, input_size)
-            Of the layer's dtype.
+            Of the layer's dtype; or index input, ints of shape (T, B) in
+            ``0 .. input_size-1``: ``x[t, b] = k`` stands for the one-hot vector ``e_k``,
+            and the first layer gathers column k of ``weight_ih_l0`` instead of a GEMM
+            (no one-hot is formed). Backward then returns ``dx = None``.
         state : optional
             The initial state (zeros when None), shaped like the returned one.
         lengths : ndarray of shape (B,), optional
@@ -220,7 +223,7 @@ class _Recurrent:
         cache : LayerCache
         """
         x = self._check_x(x)
-        T, B, _ = x.shape
+        T, B = x.shape[:2]
         lengths = self._check_lengths(lengths, T, B)
         h0, c0 = self._initial_state(state, B)
         mask = None if lengths is None else (np.arange(T)[:, None] < lengths[None, :])[:, :, None]
@@ -271,7 +274,7 @@ class _Recurrent:
 
         Returns
         -------
-        dx : ndarray of shape (T, B, input_size)
+        dx : ndarray of shape (T, B, input_size), or None for index input
         dstate0 : gradient with respect to the initial state (same structure as state)
         grads : dict keyed like :meth:`state_dict`
         """
@@ -298,7 +301,7 @@ class _Recurrent:
                 dxd, dstates, pgrads = self._kernel_backward(
                     layer, d, cache, g, None if dh_n is None else dh_n[i],
                     None if dc_n is None else dc_n[i])
-                if d == 1:
+                if d == 1 and dxd is not None:
                     dxd = _reverse_in_length(dxd, lengths)
                 dx = dxd if dx is None else dx + dxd
                 dh0[i] = dstates[0]
@@ -326,6 +329,15 @@ class _Recurrent:
     def _check_x(self, x):
         if not isinstance(x, np.ndarray):
             raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
+        if x.dtype.kind in "iu":  # index input: x[t, b] = k stands for the one-hot e_k
+            if x.ndim != 2 or 0 in x.shape:
+                raise ValueError(f"x of integer dtype (index input) must have shape (T, B), "
+                                 f"got {x.shape}")
+            if x.min() < 0 or x.max() >= self.input_size:
+                bad = tuple(int(i) for i in np.argwhere((x < 0) | (x >= self.input_size))[0])
+                raise ValueError(f"x{list(bad)} = {x[bad]} is outside 0..input_size-1 = "
+                                 f"0..{self.input_size - 1}")
+            return np.ascontiguousarray(x, dtype=np.int64)
         if x.ndim != 3 or x.shape[2] != self.input_size or 0 in x.shape:
             raise ValueError(f"x must have shape (T, B, {self.input_size}) for input_size="
                              f"{self.input_size}, got {x.shape}")

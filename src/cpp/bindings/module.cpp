@@ -2,6 +2,8 @@
 // as _core_<isa>; rnnx/_loader.py imports the best one this CPU can run.
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "rnnx/memory.hpp"
 #include "rnnx/parallel.hpp"
 
@@ -41,6 +43,9 @@ PYBIND11_MODULE(RNNX_MODULE_NAME, m) {
   m.doc() = "rnnx compiled kernels (" RNNX_ISA_NAME " build)";
   m.attr("isa") = RNNX_ISA_NAME;
   m.attr("__version__") = RNNX_VERSION;
+  m.attr("eigen_version") = std::to_string(EIGEN_WORLD_VERSION) + "." +
+                            std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                            std::to_string(EIGEN_MINOR_VERSION);
   m.def("cpu_features", &cpu_features, "The instruction sets this CPU supports.");
   m.def("num_threads", &rnnx::num_threads, "Threads the kernels use (the caller included).");
   m.def("set_num_threads", &rnnx::set_num_threads, py::arg("n"),

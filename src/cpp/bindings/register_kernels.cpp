@@ -59,27 +59,57 @@ Nonlinearity parse_nonlinearity(const std::string& s) {
   throw py::value_error("nonlinearity must be 'tanh' or 'relu', got '" + s + "'");
 }
 
+// Index input: x of an integer dtype, (T, B), each value the index of a one-hot input.
+bool is_index_input(py::handle x) {
+  if (!py::isinstance<py::array>(x)) return false;
+  const char kind = py::reinterpret_borrow<py::array>(x).dtype().kind();
+  return kind == 'i' || kind == 'u';
+}
+
+// x's values as int64 (T*B), each checked in 0..D-1, with d.ids pointing at them; empty
+// (and d.ids untouched) for dense input.
+std::vector<std::int64_t> index_input(py::handle x, SeqDims& d) {
+  std::vector<std::int64_t> out;
+  if (!is_index_input(x)) return out;
+  auto c = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(x);
+  if (!c) throw py::error_already_set();
+  out.assign(c.data(), c.data() + d.T * d.B);
+  for (size_t r = 0; r < out.size(); ++r)
+    if (out[r] < 0 || out[r] >= d.D)
+      throw py::value_error("x[" + std::to_string(Index(r) / d.B) + ", " +
+                            std::to_string(Index(r) % d.B) + "] = " + std::to_string(out[r]) +
+                            " is outside 0..D-1 = 0.." + std::to_string(d.D - 1) +
+                            " (index input: w_ih has D columns)");
+  d.ids = out.data();
+  return out;
+}
+
 SeqDims seq_dims(py::handle x_obj, py::handle w_ih_obj, ssize gates) {
   py::array x = py::reinterpret_borrow<py::array>(x_obj);
-  require_ndim(x, "x", 3, "(T, B, D)");
+  const bool index = is_index_input(x_obj);
+  if (index)
+    require_ndim(x, "x", 2, "(T, B) for index input");
+  else
+    require_ndim(x, "x", 3, "(T, B, D)");
   py::array w = py::reinterpret_borrow<py::array>(w_ih_obj);
   require_ndim(w, "w_ih", 2, "(G*H, D)");
   if (w.shape(0) == 0 || w.shape(0) % gates)
     throw py::value_error("w_ih must have " + std::to_string(gates) + "*H rows, got shape " +
                           shape_str(w));
-  return SeqDims{x.shape(0), x.shape(1), x.shape(2), w.shape(0) / gates};
+  return SeqDims{x.shape(0), x.shape(1), index ? w.shape(1) : x.shape(2), w.shape(0) / gates};
 }
 
 // rnn_forward(x, h0, w_ih, w_hh, b, nonlinearity) -> h_all (T+1, B, H)
 template <typename S>
 py::array k_rnn_forward(py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh,
                         py::handle b, const std::string& nl, py::handle lengths) {
-  as_array<S>(x, "x");
+  if (!is_index_input(x)) as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
-  const SeqDims d = seq_dims(x, w_ih, 1);
+  SeqDims d = seq_dims(x, w_ih, 1);
+  const std::vector<std::int64_t> ids = index_input(x, d);
   const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
   const Nonlinearity f = parse_nonlinearity(nl);
-  const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const Aligned<S> xp_in = (d.ids ? Aligned<S>{} : in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)"));
   const S* xp = xp_in.ptr;
   const Aligned<S> h0p_in = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
   const S* h0p = h0p_in.ptr;
@@ -105,13 +135,14 @@ template <typename S>
 py::tuple k_rnn_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::handle h,
                          py::handle h_prev, py::handle dh, py::handle dh_n, const std::string& nl,
                          py::handle lengths) {
-  as_array<S>(x, "x");
+  if (!is_index_input(x)) as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
-  const SeqDims d = seq_dims(x, w_ih, 1);
+  SeqDims d = seq_dims(x, w_ih, 1);
+  const std::vector<std::int64_t> ids = index_input(x, d);
   const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
   const Nonlinearity f = parse_nonlinearity(nl);
   const Shape tbh{d.T, d.B, d.H};
-  const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const Aligned<S> xp_in = (d.ids ? Aligned<S>{} : in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)"));
   const S* xp = xp_in.ptr;
   const Aligned<S> wih_in = in<S>(w_ih, "w_ih", {d.H, d.D}, "(H, D)");
   const S* wih = wih_in.ptr;
@@ -125,12 +156,13 @@ py::tuple k_rnn_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::han
   const S* dhp = dhp_in.ptr;
   const Aligned<S> dhn_in = in_opt<S>(dh_n, "dh_n", {d.B, d.H}, "(B, H)");
   const S* dhn = dhn_in.ptr;
-  auto dx = empty<S>({d.T, d.B, d.D});
+  auto dx = empty<S>(d.ids ? Shape{1} : Shape{d.T, d.B, d.D});  // index input: no dx
   auto dh0 = empty<S>({d.B, d.H});
   auto dwih = empty<S>({d.H, d.D});
   auto dwhh = empty<S>({d.H, d.H});
   auto db = empty<S>({d.H});
-  S *dxp = dx.mutable_data(), *dh0p = dh0.mutable_data(), *dwihp = dwih.mutable_data(),
+  S* dxp = d.ids ? nullptr : dx.mutable_data();
+  S *dh0p = dh0.mutable_data(), *dwihp = dwih.mutable_data(),
     *dwhhp = dwhh.mutable_data(), *dbp = db.mutable_data();
   {
     py::gil_scoped_release release;
@@ -138,18 +170,19 @@ py::tuple k_rnn_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::han
     rnn_backward<S>(d, f, xp, wih, whh, hp, hpp, dhp, dhn, dz.data(), dxp, dh0p, dwihp, dwhhp,
                     dbp, ptr_or_null(len));
   }
-  return py::make_tuple(dx, dh0, dwih, dwhh, db);
+  return py::make_tuple(d.ids ? py::object(py::none()) : py::object(dx), dh0, dwih, dwhh, db);
 }
 
 // lstm_forward(x, h0, c0, w_ih, w_hh, b) -> (gates (T,B,4H), h_all, c_all (T+1,B,H))
 template <typename S>
 py::tuple k_lstm_forward(py::handle x, py::handle h0, py::handle c0, py::handle w_ih,
                          py::handle w_hh, py::handle b, py::handle lengths, py::handle peephole) {
-  as_array<S>(x, "x");
+  if (!is_index_input(x)) as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
-  const SeqDims d = seq_dims(x, w_ih, 4);
+  SeqDims d = seq_dims(x, w_ih, 4);
+  const std::vector<std::int64_t> ids = index_input(x, d);
   const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
-  const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const Aligned<S> xp_in = (d.ids ? Aligned<S>{} : in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)"));
   const S* xp = xp_in.ptr;
   const Aligned<S> h0p_in = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
   const S* h0p = h0p_in.ptr;
@@ -182,12 +215,13 @@ py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::ha
                           py::handle h_prev, py::handle c, py::handle c_prev, py::handle dh,
                           py::handle dh_n, py::handle dc_n, py::handle lengths,
                           py::handle peephole) {
-  as_array<S>(x, "x");
+  if (!is_index_input(x)) as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
-  const SeqDims d = seq_dims(x, w_ih, 4);
+  SeqDims d = seq_dims(x, w_ih, 4);
+  const std::vector<std::int64_t> ids = index_input(x, d);
   const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
   const Shape tbh{d.T, d.B, d.H}, bh{d.B, d.H};
-  const Aligned<S> xp_in = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const Aligned<S> xp_in = (d.ids ? Aligned<S>{} : in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)"));
   const S* xp = xp_in.ptr;
   const Aligned<S> wih_in = in<S>(w_ih, "w_ih", {4 * d.H, d.D}, "(4H, D)");
   const S* wih = wih_in.ptr;
@@ -207,7 +241,7 @@ py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::ha
   const S* dhn = dhn_in.ptr;
   const Aligned<S> dcn_in = in_opt<S>(dc_n, "dc_n", bh, "(B, H)");
   const S* dcn = dcn_in.ptr;
-  auto dx = empty<S>({d.T, d.B, d.D});
+  auto dx = empty<S>(d.ids ? Shape{1} : Shape{d.T, d.B, d.D});  // index input: no dx
   auto dh0 = empty<S>(bh);
   auto dc0 = empty<S>(bh);
   auto dwih = empty<S>({4 * d.H, d.D});
@@ -221,7 +255,8 @@ py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::ha
     dpp = a.mutable_data();
     dpeep = a;
   }
-  S *dxp = dx.mutable_data(), *dh0p = dh0.mutable_data(), *dc0p = dc0.mutable_data(),
+  S* dxp = d.ids ? nullptr : dx.mutable_data();
+  S *dh0p = dh0.mutable_data(), *dc0p = dc0.mutable_data(),
     *dwihp = dwih.mutable_data(), *dwhhp = dwhh.mutable_data(), *dbp = db.mutable_data();
   {
     py::gil_scoped_release release;
@@ -229,8 +264,8 @@ py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::ha
     lstm_backward<S>(d, xp, wih, whh, gp, hpp, cp, cpp, dhp, dhn, dcn, dg.data(), dxp, dh0p, dc0p,
                      dwihp, dwhhp, dbp, ptr_or_null(len), pp_in.ptr, dpp);
   }
-  if (pp_in.ptr) return py::make_tuple(dx, dh0, dc0, dwih, dwhh, db, dpeep);
-  return py::make_tuple(dx, dh0, dc0, dwih, dwhh, db);
+  if (pp_in.ptr) return py::make_tuple(d.ids ? py::object(py::none()) : py::object(dx), dh0, dc0, dwih, dwhh, db, dpeep);
+  return py::make_tuple(d.ids ? py::object(py::none()) : py::object(dx), dh0, dc0, dwih, dwhh, db);
 }
 
 // gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, simplified)
@@ -239,13 +274,14 @@ template <typename S>
 py::tuple k_gru_forward(py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh,
                         py::handle b_ih, py::handle b_hh, bool reset_after, bool simplified,
                         py::handle lengths) {
-  as_array<S>(x, "x");
+  if (!is_index_input(x)) as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
   const GruVariant v{reset_after, simplified};
   const ssize G = v.gates();
-  const SeqDims d = seq_dims(x, w_ih, G);
+  SeqDims d = seq_dims(x, w_ih, G);
+  const std::vector<std::int64_t> ids = index_input(x, d);
   const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
-  const Aligned<S> xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const Aligned<S> xp = (d.ids ? Aligned<S>{} : in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)"));
   const Aligned<S> h0p = in<S>(h0, "h0", {d.B, d.H}, "(B, H)");
   const Aligned<S> wih = in<S>(w_ih, "w_ih", {G * d.H, d.D}, "(G*H, D)");
   const Aligned<S> whh = in<S>(w_hh, "w_hh", {G * d.H, d.H}, "(G*H, H)");
@@ -276,14 +312,15 @@ template <typename S>
 py::tuple k_gru_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::handle h_prev,
                          py::handle gates, py::handle aux, py::handle dh, py::handle dh_n,
                          bool reset_after, bool simplified, py::handle lengths) {
-  as_array<S>(x, "x");
+  if (!is_index_input(x)) as_array<S>(x, "x");
   as_array<S>(w_ih, "w_ih");
   const GruVariant v{reset_after, simplified};
   const ssize G = v.gates();
-  const SeqDims d = seq_dims(x, w_ih, G);
+  SeqDims d = seq_dims(x, w_ih, G);
+  const std::vector<std::int64_t> ids = index_input(x, d);
   const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
   const Shape tbh{d.T, d.B, d.H}, bh{d.B, d.H};
-  const Aligned<S> xp = in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)");
+  const Aligned<S> xp = (d.ids ? Aligned<S>{} : in<S>(x, "x", {d.T, d.B, d.D}, "(T, B, D)"));
   const Aligned<S> wih = in<S>(w_ih, "w_ih", {G * d.H, d.D}, "(G*H, D)");
   const Aligned<S> whh = in<S>(w_hh, "w_hh", {G * d.H, d.H}, "(G*H, H)");
   const Aligned<S> hpp = in<S>(h_prev, "h_prev", tbh, "(T, B, H)");
@@ -293,13 +330,14 @@ py::tuple k_gru_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::han
   const Aligned<S> auxp = simplified ? Aligned<S>{} : in<S>(aux, "aux", tbh, "(T, B, H)");
   const Aligned<S> dhp = in_opt<S>(dh, "dh", tbh, "(T, B, H)");
   const Aligned<S> dhn = in_opt<S>(dh_n, "dh_n", bh, "(B, H)");
-  auto dx = empty<S>({d.T, d.B, d.D});
+  auto dx = empty<S>(d.ids ? Shape{1} : Shape{d.T, d.B, d.D});  // index input: no dx
   auto dh0 = empty<S>(bh);
   auto dwih = empty<S>({G * d.H, d.D});
   auto dwhh = empty<S>({G * d.H, d.H});
   auto dbih = empty<S>({G * d.H});
   auto dbhh = empty<S>({G * d.H});
-  S *dxp = dx.mutable_data(), *dh0p = dh0.mutable_data(), *dwihp = dwih.mutable_data(),
+  S* dxp = d.ids ? nullptr : dx.mutable_data();
+  S *dh0p = dh0.mutable_data(), *dwihp = dwih.mutable_data(),
     *dwhhp = dwhh.mutable_data(), *dbihp = dbih.mutable_data(), *dbhhp = dbhh.mutable_data();
   {
     py::gil_scoped_release release;
@@ -308,7 +346,7 @@ py::tuple k_gru_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::han
                     dgx.data(), dgh.data(), dxp, dh0p, dwihp, dwhhp, dbihp, dbhhp,
                     ptr_or_null(len));
   }
-  return py::make_tuple(dx, dh0, dwih, dwhh, dbih, dbhh);
+  return py::make_tuple(d.ids ? py::object(py::none()) : py::object(dx), dh0, dwih, dwhh, dbih, dbhh);
 }
 
 // Dispatch on x's dtype: float32 or float64; anything else is a TypeError.
@@ -330,7 +368,7 @@ void register_kernels(py::module_& m) {
       "rnn_forward",
       [](py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh, py::handle b,
          const std::string& nl, py::handle lengths) {
-        return is_f32(x) ? k_rnn_forward<float>(x, h0, w_ih, w_hh, b, nl, lengths)
+        return is_f32(is_index_input(x) ? w_ih : x) ? k_rnn_forward<float>(x, h0, w_ih, w_hh, b, nl, lengths)
                          : k_rnn_forward<double>(x, h0, w_ih, w_hh, b, nl, lengths);
       },
       arg("x"), arg("h0"), arg("w_ih"), arg("w_hh"), arg("b").none(true),
@@ -339,7 +377,7 @@ void register_kernels(py::module_& m) {
       "rnn_backward",
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle h, py::handle h_prev,
          py::handle dh, py::handle dh_n, const std::string& nl, py::handle lengths) {
-        return is_f32(x) ? k_rnn_backward<float>(x, w_ih, w_hh, h, h_prev, dh, dh_n, nl, lengths)
+        return is_f32(is_index_input(x) ? w_ih : x) ? k_rnn_backward<float>(x, w_ih, w_hh, h, h_prev, dh, dh_n, nl, lengths)
                          : k_rnn_backward<double>(x, w_ih, w_hh, h, h_prev, dh, dh_n, nl, lengths);
       },
       arg("x"), arg("w_ih"), arg("w_hh"), arg("h"), arg("h_prev"), arg("dh").none(true),
@@ -348,7 +386,7 @@ void register_kernels(py::module_& m) {
       "gru_forward",
       [](py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh, py::handle b_ih,
          py::handle b_hh, bool reset_after, bool simplified, py::handle lengths) {
-        return is_f32(x) ? k_gru_forward<float>(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after,
+        return is_f32(is_index_input(x) ? w_ih : x) ? k_gru_forward<float>(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after,
                                                 simplified, lengths)
                          : k_gru_forward<double>(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after,
                                                  simplified, lengths);
@@ -361,7 +399,7 @@ void register_kernels(py::module_& m) {
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle h_prev, py::handle gates,
          py::handle aux, py::handle dh, py::handle dh_n, bool reset_after, bool simplified,
          py::handle lengths) {
-        return is_f32(x) ? k_gru_backward<float>(x, w_ih, w_hh, h_prev, gates, aux, dh, dh_n,
+        return is_f32(is_index_input(x) ? w_ih : x) ? k_gru_backward<float>(x, w_ih, w_hh, h_prev, gates, aux, dh, dh_n,
                                                  reset_after, simplified, lengths)
                          : k_gru_backward<double>(x, w_ih, w_hh, h_prev, gates, aux, dh, dh_n,
                                                   reset_after, simplified, lengths);
@@ -373,7 +411,7 @@ void register_kernels(py::module_& m) {
       "lstm_forward",
       [](py::handle x, py::handle h0, py::handle c0, py::handle w_ih, py::handle w_hh,
          py::handle b, py::handle lengths, py::handle peephole) {
-        return is_f32(x) ? k_lstm_forward<float>(x, h0, c0, w_ih, w_hh, b, lengths, peephole)
+        return is_f32(is_index_input(x) ? w_ih : x) ? k_lstm_forward<float>(x, h0, c0, w_ih, w_hh, b, lengths, peephole)
                          : k_lstm_forward<double>(x, h0, c0, w_ih, w_hh, b, lengths, peephole);
       },
       arg("x"), arg("h0"), arg("c0"), arg("w_ih"), arg("w_hh"), arg("b").none(true),
@@ -383,7 +421,7 @@ void register_kernels(py::module_& m) {
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle gates, py::handle h_prev,
          py::handle c, py::handle c_prev, py::handle dh, py::handle dh_n, py::handle dc_n,
          py::handle lengths, py::handle peephole) {
-        return is_f32(x) ? k_lstm_backward<float>(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh,
+        return is_f32(is_index_input(x) ? w_ih : x) ? k_lstm_backward<float>(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh,
                                                   dh_n, dc_n, lengths, peephole)
                          : k_lstm_backward<double>(x, w_ih, w_hh, gates, h_prev, c, c_prev, dh,
                                                    dh_n, dc_n, lengths, peephole);

@@ -96,12 +96,19 @@ inline void matmul(Dst&& dst, const A& a, const B& b) {
 
 struct SeqDims {
   Index T, B, D, H;
+  // Index input (or nullptr): row r of x is the one-hot vector e_{ids[r]} of length D,
+  // ids (T*B) each in 0..D-1, and x is not read. The input projection is then a gather
+  // of columns of w_ih, and its weight gradient a scatter-add (see input.hpp).
+  const std::int64_t* ids = nullptr;
 };
 
-// Throw std::invalid_argument (arrives in Python as ValueError) unless cond holds.
-inline void require(bool cond, const std::string& message) {
-  if (!cond) throw std::invalid_argument(message);
-}
+// Throw std::invalid_argument (arrives in Python as ValueError) unless cond holds. A
+// macro, so that the message (often built with std::to_string) is only formed on failure:
+// a function argument would be built on every call, e.g. once per row in a loop.
+#define RNNX_REQUIRE(cond, message)                                  \
+  do {                                                               \
+    if (!(cond)) throw std::invalid_argument(std::string(message));  \
+  } while (0)
 
 // Variable lengths: lengths (B), each in 1..T, or nullptr for all T. A step t >= lengths[b]
 // is padding for example b: its state is carried through unchanged, its outputs are not
@@ -112,7 +119,7 @@ struct Lengths {
   Lengths(const std::int64_t* lengths, Index B, Index T) : len(lengths), min_len(T) {
     if (!len) return;
     for (Index b = 0; b < B; ++b) {
-      require(len[b] >= 1 && len[b] <= T, "lengths[" + std::to_string(b) + "] = " +
+      RNNX_REQUIRE(len[b] >= 1 && len[b] <= T, "lengths[" + std::to_string(b) + "] = " +
                                                std::to_string(len[b]) + " is outside 1..T = 1.." +
                                                std::to_string(T));
       min_len = std::min<Index>(min_len, Index(len[b]));
@@ -123,10 +130,10 @@ struct Lengths {
 };
 
 inline void check_dims(const SeqDims& d) {
-  require(d.T >= 1, "sequence length T must be >= 1, got " + std::to_string(d.T));
-  require(d.B >= 1, "batch size B must be >= 1, got " + std::to_string(d.B));
-  require(d.D >= 1, "input size D must be >= 1, got " + std::to_string(d.D));
-  require(d.H >= 1, "hidden size H must be >= 1, got " + std::to_string(d.H));
+  RNNX_REQUIRE(d.T >= 1, "sequence length T must be >= 1, got " + std::to_string(d.T));
+  RNNX_REQUIRE(d.B >= 1, "batch size B must be >= 1, got " + std::to_string(d.B));
+  RNNX_REQUIRE(d.D >= 1, "input size D must be >= 1, got " + std::to_string(d.D));
+  RNNX_REQUIRE(d.H >= 1, "hidden size H must be >= 1, got " + std::to_string(d.H));
 }
 
 }  // namespace rnnx

@@ -46,7 +46,7 @@ void dense_head(Index TB, Index H, Index V, const S* h, const S* w_y, const S* b
 
 namespace {
 void check_index(std::int64_t ix, Index V, const char* what, Index t) {
-  require(ix >= 0 && ix < V, std::string(what) + "[" + std::to_string(t) + "] = " +
+  RNNX_REQUIRE(ix >= 0 && ix < V, std::string(what) + "[" + std::to_string(t) + "] = " +
                                  std::to_string(ix) + " is out of range for vocab_size " +
                                  std::to_string(V));
 }
@@ -115,7 +115,7 @@ template <typename S>
 std::vector<std::int64_t> char_rnn_sample(const CharRnnParams<S>& p, std::int64_t eos,
                                           std::int64_t seed0, LegacyMT19937& rng) {
   const Index H = p.H, V = p.V;
-  require(eos >= 0 && eos < V, "the end-of-sequence index is out of range for the vocabulary");
+  RNNX_REQUIRE(eos >= 0 && eos < V, "the end-of-sequence index is out of range for the vocabulary");
   MapConstMat<S> Wax(p.wax, H, V), Waa(p.waa, H, H), Wya(p.wya, V, H);
   MapConstRowVec<S> b(p.b, H), by(p.by, V);
   RowVec<S> a = RowVec<S>::Zero(H), a_next(H), y(V);
@@ -136,14 +136,14 @@ std::vector<std::int64_t> char_rnn_sample(const CharRnnParams<S>& p, std::int64_
     double acc = 0;
     for (Index v = 0; v < V; ++v) {
       const double pv = double(y[v]);
-      require(std::isfinite(pv) && pv >= 0,
+      RNNX_REQUIRE(std::isfinite(pv) && pv >= 0,
               "sample: the probabilities contain NaN or negative values (non-finite parameters?)");
       acc += pv;
       cdf[v] = acc;
     }
-    require(std::fabs(acc - 1.0) <= 1.4901161193847656e-08, "sample: probabilities do not sum to 1");
+    RNNX_REQUIRE(std::fabs(acc - 1.0) <= 1.4901161193847656e-08, "sample: probabilities do not sum to 1");
     cdf /= cdf[V - 1];
-    require(seed + counter >= 0 && seed + counter <= 0xffffffffLL,
+    RNNX_REQUIRE(seed + counter >= 0 && seed + counter <= 0xffffffffLL,
             "sample: seed must be between 0 and 2**32 - 1");
     rng.seed(std::uint32_t(seed + counter));
     const double u = rng.next_double();

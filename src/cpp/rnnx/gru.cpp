@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/input.hpp"
+#include "rnnx/packed_gemm.hpp"
 #include "rnnx/parallel.hpp"
 
 namespace rnnx {
@@ -16,16 +18,17 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B, G = v.gates(), GH = G * H;
   const bool before = !v.simplified && !v.reset_after;
   const Index qz = v.simplified ? 0 : 1, qn = qz + 1;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, GH, D), Whh(w_hh, GH, H);
+  MapConstMat<S> X(x, TB, D), Wih(w_ih, GH, D);
   MapMat<S> Gs(gates, TB, GH), Hall(h_all, (T + 1) * B, H);
 
   // Input projection for all steps: x W_ihᵀ + b_ih, plus the recurrent biases that sit
   // outside the reset gate (all of them except b_hn under reset_after).
+  const AlignedVec<S> wt = input_weights_transposed(d, w_ih, GH);
   const Index n_rows = ceil_div(TB, kRowsPerTask);
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Gr = Gs.middleRows(r.r0, r.n);
-    matmul<false>(Gr, X.middleRows(r.r0, r.n), Wih.transpose());
+    project_input(Gr, d, X, Wih, wt, r.r0);
     if (b_ih) Gr.rowwise() += MapConstRowVec<S>(b_ih, GH);
     if (b_hh) {
       const Index folded = (v.reset_after && !v.simplified) ? 2 * H : GH;
@@ -33,18 +36,25 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
     }
   }, worth_parallel(double(TB) * D * GH / double(n_rows)));
 
+  // Each task packs its rows of W_hh once per call: those of the gates computed from
+  // h_{t-1} directly (all G, or r and z under reset before) into one block, so one product
+  // per step gives them all, and under reset before W_hn's rows (they act on r * h_{t-1}).
   const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * GH * H);
-  AlignedVec<S> scratch(size_t(n_units * G * B * cmax));
+  const Index n_direct = before ? 2 : G;
+  std::vector<PackedLhs<S>> w_direct(static_cast<size_t>(n_units));
+  std::vector<PackedLhs<S>> w_n(static_cast<size_t>(before ? n_units : 0));
+  parallel_for(n_units, [&](Index k) {
+    const Units u(k, H);
+    w_direct[size_t(k)] = pack_gate_rows(w_hh, H, 0, n_direct, u);
+    if (before) w_n[size_t(k)] = pack_gate_rows(w_hh, H, 2, 3, u);
+  }, par);
+  const Index work = PackedLhs<S>::work_size(H, B), per_task = G * B * cmax + work;
+  AlignedVec<S> scratch(size_t(n_units * per_task));
   for (Index t = 0; t < T; ++t) {
     auto hprev = Hall.middleRows(t * B, B);
     // Gate q of the task's units: pre-activations in, activations out.
     auto gate = [&](Index q, const Units& u) { return Gs.block(t * B, q * H + u.j0, B, u.c); };
-    auto rec = [&](Index q, const Units& u, Index k) {  // h_{t-1} W_hqᵀ for the task's units
-      MapMat<S> out(scratch.data() + (k * G + q) * B * cmax, B, u.c);
-      matmul<false>(out, hprev, Whh.middleRows(q * H + u.j0, u.c).transpose());
-      return out;
-    };
     auto update = [&](const Units& u) {  // h_t = (1 - z) * n + z * h_{t-1}
       auto z = gate(qz, u).array();
       auto ht = Hall.block((t + 1) * B, u.j0, B, u.c);
@@ -55,18 +65,24 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
     };
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
+      S* sc = scratch.data() + k * per_task;
+      MapMat<S> prod(sc, B, n_direct * u.c);  // h_{t-1} W_hqᵀ of the task's units, gate q
+      prod.setZero();
+      w_direct[size_t(k)].multiply_add(h_all + t * B * H, B, H, sc, n_direct * u.c,
+                                       sc + G * B * cmax);
+      auto rec = [&](Index q) { return prod.middleCols(q * u.c, u.c); };
       for (Index q = 0; q < (v.simplified ? 1 : 2); ++q) {  // the sigmoid gates: z, or r and z
         auto g = gate(q, u);
-        g += rec(q, u, k);
+        g += rec(q);
         apply_block(Sigmoid(), g, g);
       }
       if (v.simplified) {
         auto n = gate(qn, u);
-        n += rec(qn, u, k);
+        n += rec(qn);
         apply_block(Tanh(), n, n);
         update(u);
       } else if (v.reset_after) {
-        auto ghn = rec(2, u, k);  // h_{t-1} W_hnᵀ + b_hn
+        auto ghn = rec(2);  // h_{t-1} W_hnᵀ + b_hn
         if (b_hh) ghn.rowwise() += MapConstRowVec<S>(b_hh + 2 * H + u.j0, u.c);
         MapMat<S>(aux, TB, H).block(t * B, u.j0, B, u.c) = ghn;
         auto n = gate(2, u);
@@ -79,11 +95,11 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
       }
     }, par);
     if (before) {
-      MapConstMat<S> RH(aux + t * B * H, B, H);
       parallel_for(n_units, [&](Index k) {
         const Units u(k, H);
-        auto n = gate(2, u);
-        matmul<true>(n, RH, Whh.middleRows(2 * H + u.j0, u.c).transpose());
+        auto n = gate(2, u);  // += (r * h_{t-1}) W_hnᵀ
+        w_n[size_t(k)].multiply_add(aux + t * B * H, B, H, gates + t * B * GH + 2 * H + u.j0, GH,
+                                    scratch.data() + k * per_task + G * B * cmax);
         apply_block(Tanh(), n, n);
         update(u);
       }, par);
@@ -101,7 +117,7 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B, G = v.gates(), GH = G * H;
   const bool before = !v.simplified && !v.reset_after;
   const Index qz = v.simplified ? 0 : 1, qn = qz + 1;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, GH, D), Whh(w_hh, GH, H);
+  MapConstMat<S> X(x, TB, D), Wih(w_ih, GH, D);
   MapConstMat<S> Gs(gates, TB, GH), Hprev(h_prev, TB, H);
   MapMat<S> dGx(dgx, TB, GH), dGh(dgh, TB, GH), dH(dh0, B, H);
   // Rows of W_hh that act on h_{t-1} directly (under reset before, W_hn acts on r * h).
@@ -112,7 +128,17 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
   if (dh_n) dH = MapConstMat<S>(dh_n, B, H); else dH.setZero();
   const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * GH * H);
-  AlignedVec<S> scratch(size_t(n_units * B * cmax)), drh_buf(size_t(before ? B * H : 0));
+  // Per task: its columns of the rows of W_hh the carry needs (and of W_hn under reset
+  // before), packed once per call; scratch holds a (B x c) product and the work space.
+  std::vector<PackedLhs<S>> w_carry(static_cast<size_t>(n_units));
+  std::vector<PackedLhs<S>> w_rn(static_cast<size_t>(before ? n_units : 0));
+  parallel_for(n_units, [&](Index k) {
+    const Units u(k, H);
+    w_carry[size_t(k)] = pack_carry_cols(w_hh, H, 0, direct, u);
+    if (before) w_rn[size_t(k)] = pack_carry_cols(w_hh, H, 2 * H, H, u);
+  }, par);
+  const Index work = PackedLhs<S>::work_size(std::max(direct, H), B), per_task = B * cmax + work;
+  AlignedVec<S> scratch(size_t(n_units * per_task)), drh_buf(size_t(before ? B * H : 0));
   MapMat<S> drh(before ? drh_buf.data() : dh0, B, H);
   for (Index t = T - 1; t >= -1; --t) {
     parallel_for(n_units, [&](Index k) {
@@ -120,9 +146,11 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
       auto cH = dH.middleCols(u.j0, u.c);
       if (t < T - 1) {  // dL/dh_t through step t+1: h_{t+1} = (1-z) n + z h_t, and the gates
         const Index r1 = (t + 1) * B;
-        MapMat<S> acc(scratch.data() + k * B * cmax, B, u.c);
+        S* sc = scratch.data() + k * per_task;
+        MapMat<S> acc(sc, B, u.c);
         acc.array() = cH.array() * Gs.block(r1, qz * H + u.j0, B, u.c).array();
-        matmul<true>(acc, dGh.block(r1, 0, B, direct), Whh.block(0, u.j0, direct, u.c));
+        // += dA_h[:, :direct] W_hh[:direct, j0:j0+c]
+        w_carry[size_t(k)].multiply_add(dgh + r1 * GH, B, GH, sc, u.c, sc + B * cmax);
         if (before)
           acc.array() += drh.middleCols(u.j0, u.c).array() * Gs.block(r1, u.j0, B, u.c).array();
         if (len.any(t + 1))  // a padded step passes dL/dh through unchanged
@@ -177,8 +205,10 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
       parallel_for(n_units, [&](Index k) {
         const Units u(k, H);
         const Index r0 = t * B;
-        auto drh_u = drh.middleCols(u.j0, u.c);
-        matmul<false>(drh_u, dGx.block(r0, 2 * H, B, H), Whh.block(2 * H, u.j0, H, u.c));
+        auto drh_u = drh.middleCols(u.j0, u.c);  // = da_n W_hn[:, j0:j0+c]
+        drh_u.setZero();
+        w_rn[size_t(k)].multiply_add(dgx + r0 * GH + 2 * H, B, GH, drh.data() + u.j0, H,
+                                     scratch.data() + k * per_task + B * cmax);
         auto r = Gs.block(r0, u.j0, B, u.c).array();
         dGx.block(r0, u.j0, B, u.c).array() =
             drh_u.array() * Hprev.block(r0, u.j0, B, u.c).array() * r * (S(1) - r);
@@ -188,6 +218,7 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
   }
 
   // Input and parameter gradients: whole-sequence GEMMs in fixed blocks.
+  RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
   parallel_for(n_rows + G * n_units, [&](Index k) {
     if (k < n_rows) {
@@ -200,7 +231,7 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
     const Index c0 = q * H + u.j0;
     auto dGxu = dGx.middleCols(c0, u.c);
     auto dGhu = dGh.middleCols(c0, u.c);
-    matmul<false>(MapMat<S>(dw_ih, GH, D).middleRows(c0, u.c), dGxu.transpose(), X);
+    input_weight_grad(MapMat<S>(dw_ih, GH, D).middleRows(c0, u.c), d, dGxu, X);
     if (before && q == 2)  // W_hn acts on r * h_{t-1}
       matmul<false>(MapMat<S>(dw_hh, GH, H).middleRows(c0, u.c), dGhu.transpose(),
                     MapConstMat<S>(aux, TB, H));

@@ -11,7 +11,7 @@
 //   n = tanh(x_t W_inᵀ + b_in + h_{t-1} W_hnᵀ + b_hn)
 //   h_t = (1 - z) * n + z * h_{t-1}
 //
-// Shapes (time-major, C-contiguous): x (T,B,D), w_ih (G*H,D), w_hh (G*H,H), b_ih and b_hh
+// Shapes (time-major, C-contiguous): x (T,B,D) (nullptr with index input d.ids), w_ih (G*H,D), w_hh (G*H,H), b_ih and b_hh
 // (G*H) or nullptr; gates (T,B,G*H) the activated gates (written); aux (T,B,H) (written):
 // h_{t-1} W_hnᵀ + b_hn for reset_after, r * h_{t-1} for reset before, unused (may be
 // nullptr) for the simplified GRU; h_all (T+1,B,H) with h_all[0] = h0 on entry.
@@ -34,7 +34,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
 
 // Backward through time. dh (T,B,H) dL/dh_t from above or nullptr; dh_n (B,H) extra
 // gradient on the final state or nullptr; h_prev (T,B,H) the state each step started
-// from; gates, aux from forward. Outputs (overwritten): dx (T,B,D) or nullptr, dh0 (B,H),
+// from; gates, aux from forward. Outputs (overwritten): dx (T,B,D) or nullptr (always with index input), dh0 (B,H),
 // dw_ih (G*H,D), dw_hh (G*H,H), db_ih, db_hh (G*H). Scratch (caller-provided):
 // dgx, dgh (T,B,G*H) hold the gradients of the input-side and recurrent-side
 // pre-activations on return.

@@ -19,13 +19,13 @@ Index rows_per_task(Index row_size) {
 
 void check_ids(const std::int64_t* ids, Index N, Index V, const char* name) {
   for (Index n = 0; n < N; ++n)
-    require(ids[n] >= 0 && ids[n] < V, std::string(name) + "[" + std::to_string(n) + "] = " +
+    RNNX_REQUIRE(ids[n] >= 0 && ids[n] < V, std::string(name) + "[" + std::to_string(n) + "] = " +
                                            std::to_string(ids[n]) + " is outside 0..V-1 = 0.." +
                                            std::to_string(V - 1));
 }
 
 void check_seq(Index T, Index B, Index F) {
-  require(T >= 1 && B >= 1 && F >= 1, "last_step: need T, B, F >= 1, got (" +
+  RNNX_REQUIRE(T >= 1 && B >= 1 && F >= 1, "last_step: need T, B, F >= 1, got (" +
                                           std::to_string(T) + ", " + std::to_string(B) + ", " +
                                           std::to_string(F) + ")");
 }
@@ -72,7 +72,7 @@ S row_sum(const S* p, Index n) {
 //   x (N,F)  w (O,F)  b (O) or nullptr  ->  y (N,O)
 template <typename S>
 void dense_forward(Index N, Index F, Index O, const S* x, const S* w, const S* b, S* y) {
-  require(N >= 0 && F >= 1 && O >= 1, "dense: need N >= 0, F >= 1, O >= 1");
+  RNNX_REQUIRE(N >= 0 && F >= 1 && O >= 1, "dense: need N >= 0, F >= 1, O >= 1");
   if (N == 0) return;
   MapConstMat<S> X(x, N, F), W(w, O, F);
   MapMat<S> Y(y, N, O);
@@ -91,7 +91,7 @@ void dense_forward(Index N, Index F, Index O, const S* x, const S* w, const S* b
 template <typename S>
 void dense_backward(Index N, Index F, Index O, const S* dy, const S* x, const S* w, S* dx,
                     S* dw, S* db) {
-  require(N >= 0 && F >= 1 && O >= 1, "dense: need N >= 0, F >= 1, O >= 1");
+  RNNX_REQUIRE(N >= 0 && F >= 1 && O >= 1, "dense: need N >= 0, F >= 1, O >= 1");
   MapMat<S> dW(dw, O, F);
   if (N == 0) {  // no rows: nothing flows into the parameters
     dW.setZero();
@@ -121,7 +121,7 @@ void dense_backward(Index N, Index F, Index O, const S* dy, const S* x, const S*
 //   ids (N) in [0,V)  w (V,E)  ->  y (N,E)
 template <typename S>
 void embedding_forward(Index N, Index V, Index E, const std::int64_t* ids, const S* w, S* y) {
-  require(N >= 0 && V >= 1 && E >= 1, "embedding: need N >= 0, V >= 1, E >= 1");
+  RNNX_REQUIRE(N >= 0 && V >= 1 && E >= 1, "embedding: need N >= 0, V >= 1, E >= 1");
   check_ids(ids, N, V, "ids");
   const Index per = rows_per_task(E), n_tasks = ceil_div(N, per);
   parallel_for(n_tasks, [&](Index k) {
@@ -138,7 +138,7 @@ void embedding_forward(Index N, Index V, Index E, const std::int64_t* ids, const
 //   dy (N,E)  ids (N)  ->  dw (V,E)
 template <typename S>
 void embedding_backward(Index N, Index V, Index E, const std::int64_t* ids, const S* dy, S* dw) {
-  require(N >= 0 && V >= 1 && E >= 1, "embedding: need N >= 0, V >= 1, E >= 1");
+  RNNX_REQUIRE(N >= 0 && V >= 1 && E >= 1, "embedding: need N >= 0, V >= 1, E >= 1");
   check_ids(ids, N, V, "ids");
   AlignedVec<Index> start(static_cast<size_t>(V + 1), Index(0)), order(static_cast<size_t>(N));
   for (Index n = 0; n < N; ++n) ++start[size_t(ids[n] + 1)];
@@ -176,10 +176,10 @@ template <typename S>
 void softmax_cross_entropy_forward(Index R, Index V, const S* logits,
                                    const std::int64_t* targets, const std::uint8_t* mask,
                                    S* probs, S* loss) {
-  require(R >= 1 && V >= 1, "softmax_cross_entropy: need R >= 1, V >= 1");
+  RNNX_REQUIRE(R >= 1 && V >= 1, "softmax_cross_entropy: need R >= 1, V >= 1");
   for (Index r = 0; r < R; ++r)
     if (!mask || mask[r])
-      require(targets[r] >= 0 && targets[r] < V,
+      RNNX_REQUIRE(targets[r] >= 0 && targets[r] < V,
               "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
                   " is outside 0..V-1 = 0.." + std::to_string(V - 1));
   AlignedVec<S> row_loss(static_cast<size_t>(R));
@@ -209,10 +209,10 @@ template <typename S>
 void softmax_cross_entropy_backward(Index R, Index V, const S* probs,
                                     const std::int64_t* targets, const std::uint8_t* mask,
                                     S* dlogits) {
-  require(R >= 1 && V >= 1, "softmax_cross_entropy: need R >= 1, V >= 1");
+  RNNX_REQUIRE(R >= 1 && V >= 1, "softmax_cross_entropy: need R >= 1, V >= 1");
   for (Index r = 0; r < R; ++r)
     if (!mask || mask[r])
-      require(targets[r] >= 0 && targets[r] < V,
+      RNNX_REQUIRE(targets[r] >= 0 && targets[r] < V,
               "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
                   " is outside 0..V-1 = 0.." + std::to_string(V - 1));
   const Index per = rows_per_task(V), n_tasks = ceil_div(R, per);

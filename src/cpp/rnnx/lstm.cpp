@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/input.hpp"
 #include "rnnx/packed_gemm.hpp"
 #include "rnnx/parallel.hpp"
 
@@ -17,37 +18,32 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, 4 * H, D), Whh(w_hh, 4 * H, H);
+  MapConstMat<S> X(x, TB, D), Wih(w_ih, 4 * H, D);
   MapMat<S> G(gates, TB, 4 * H), Hall(h_all, (T + 1) * B, H), Call(c_all, (T + 1) * B, H);
 
   // Input projection for all steps and all four gates: one GEMM before the loop.
+  const AlignedVec<S> wt = input_weights_transposed(d, w_ih, 4 * H);
   const Index n_rows = ceil_div(TB, kRowsPerTask);
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Gr = G.middleRows(r.r0, r.n);
-    matmul<false>(Gr, X.middleRows(r.r0, r.n), Wih.transpose());
+    project_input(Gr, d, X, Wih, wt, r.r0);
     if (b) Gr.rowwise() += MapConstRowVec<S>(b, 4 * H);
   }, worth_parallel(double(TB) * D * 4 * H / double(n_rows)));
 
   // The time loop: a task owns hidden units [j0, j0+c), i.e. those rows of each gate's
   // block of W_hh, and computes their four gates, cell and hidden state. The task's rows
-  // of W_hh are copied once per call into one (4c x H) block, so that a step is one GEMM
-  // per task (the shared h_{t-1} is packed once, not once per gate). The gates then go
-  // through a contiguous scratch (4 blocks of B x c) so that the activations run at full
-  // SIMD width even when c is smaller than a vector.
+  // of W_hh are packed once per call into one (4c x H) block (by the thread that will use
+  // them, so they stay in its core's cache), so that a step is one GEMM per task (the
+  // shared h_{t-1} is packed once, not once per gate). The gates then go through a
+  // contiguous scratch (4 blocks of B x c) so that the activations run at full SIMD width
+  // even when c is smaller than a vector.
   const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * 4 * H * H);
-  std::vector<PackedLhs<S>> w_tasks;
-  w_tasks.reserve(size_t(n_units));
-  {
-    AlignedVec<S> rows(size_t(4 * cmax * H));
-    for (Index k = 0; k < n_units; ++k) {
-      const Units u(k, H);
-      MapMat<S> Wk(rows.data(), 4 * u.c, H);
-      for (Index q = 0; q < 4; ++q) Wk.middleRows(q * u.c, u.c) = Whh.middleRows(q * H + u.j0, u.c);
-      w_tasks.emplace_back(rows.data(), 4 * u.c, H, H, false);
-    }
-  }
+  std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(n_units));
+  parallel_for(n_units, [&](Index k) {
+    w_tasks[size_t(k)] = pack_gate_rows(w_hh, H, 0, 4, Units(k, H));
+  }, par);
   const Index work = PackedLhs<S>::work_size(H, B);
   AlignedVec<S> scratch(size_t(n_units * (8 * B * cmax + work)));
   for (Index t = 0; t < T; ++t) {
@@ -98,7 +94,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, 4 * H, D), Whh(w_hh, 4 * H, H);
+  MapConstMat<S> X(x, TB, D), Wih(w_ih, 4 * H, D);
   MapConstMat<S> G(gates, TB, 4 * H), Hprev(h_prev, TB, H);
   MapConstMat<S> C(c, TB, H), Cprev(c_prev, TB, H);
   MapMat<S> dG(dgates, TB, 4 * H), dH(dh0, B, H), dC(dc0, B, H);
@@ -113,8 +109,13 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   if (peephole) MapRowVec<S>(dpeephole, 3 * H).setZero();
   // Per task: gates, their gradients, tanh(c) (blocks 0-8), then for variable lengths a
   // product (9) and the carries kept for padded examples (10, 11); blocks of B x c.
-  const Index per_task = 12 * B * std::min(H, kUnitsPerTask);
+  const Index work = PackedLhs<S>::work_size(4 * H, B);
+  const Index per_task = 12 * B * std::min(H, kUnitsPerTask) + work;
   AlignedVec<S> scratch(size_t(n_units * per_task));
+  std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(n_units));  // W_hh[:, j0:j0+c]
+  parallel_for(n_units, [&](Index k) {
+    w_tasks[size_t(k)] = pack_carry_cols(w_hh, H, 0, 4 * H, Units(k, H));
+  }, par);
   for (Index t = T - 1; t >= -1; --t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
@@ -123,13 +124,17 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
       auto dHu = dH.middleCols(u.j0, u.c);
       auto dCu = dC.middleCols(u.j0, u.c);
       if (t < T - 1) {
+        const S* dg_next = dgates + (t + 1) * B * 4 * H;
+        S* wk = sc + 12 * B * std::min(H, kUnitsPerTask);
         if (len.any(t + 1)) {  // a padded step passes dL/dh through unchanged
           MapMat<S> acc(sc + 9 * n, B, u.c);
-          matmul<false>(acc, dG.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
+          acc.setZero();
+          w_tasks[size_t(k)].multiply_add(dg_next, B, 4 * H, acc.data(), u.c, wk);
           for (Index b = 0; b < B; ++b)
             if (!len.padded(t + 1, b)) dHu.row(b) = acc.row(b);
         } else {
-          matmul<false>(dHu, dG.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
+          dHu.setZero();
+          w_tasks[size_t(k)].multiply_add(dg_next, B, 4 * H, dh0 + u.j0, H, wk);
         }
       }
       if (t < 0) return;  // the carry of step 0 is dh0
@@ -209,6 +214,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
 
   // Input and parameter gradients: whole-sequence GEMMs after the loop, in fixed blocks
   // of rows (dx) and of gate rows (dW_ih, dW_hh, db).
+  RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
   const Index n_gate_rows = ceil_div(4 * H, kUnitsPerTask);
   parallel_for(n_rows + n_gate_rows, [&](Index k) {
@@ -219,7 +225,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
     }
     const Units u(k - n_rows, 4 * H);
     auto dGu = dG.middleCols(u.j0, u.c);
-    matmul<false>(MapMat<S>(dw_ih, 4 * H, D).middleRows(u.j0, u.c), dGu.transpose(), X);
+    input_weight_grad(MapMat<S>(dw_ih, 4 * H, D).middleRows(u.j0, u.c), d, dGu, X);
     matmul<false>(MapMat<S>(dw_hh, 4 * H, H).middleRows(u.j0, u.c), dGu.transpose(), Hprev);
     if (db) column_sums(MapRowVec<S>(db, 4 * H).segment(u.j0, u.c), dGu);
   }, worth_parallel(double(TB) * (D + H) * std::min(4 * H, kUnitsPerTask)));

@@ -7,7 +7,7 @@
 //   c_t = f*c_{t-1} + i*g       h_t = o*tanh(c_t)
 //
 // Shapes (time-major, C-contiguous):
-//   x (T,B,D)  w_ih (4H,D)  w_hh (4H,H)  b (4H) or nullptr
+//   x (T,B,D) (nullptr with index input d.ids, see input.hpp)  w_ih (4H,D)  w_hh (4H,H)  b (4H) or nullptr
 //   gates (T,B,4H): the activated gates [i f g o] of every step (written)
 //   h_all, c_all (T+1,B,H): [0] = h0 / c0 on entry, [t+1] = h_t / c_t on return.
 //   peephole (3H) or nullptr: diagonal peepholes [p_i p_f p_o] from the cell state:
@@ -28,7 +28,7 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
 //   dh (T,B,H) dL/dh_t from above (nullptr: zeros); dh_n, dc_n (B,H) extra gradients on
 //   the final h and c (nullptr: zeros); gates, h, c (T,B,H) from forward, h_prev and
 //   c_prev (T,B,H) the states each step started from.
-// Outputs (overwritten): dx (T,B,D) or nullptr, dh0, dc0 (B,H), dw_ih (4H,D),
+// Outputs (overwritten): dx (T,B,D) or nullptr (always with index input), dh0, dc0 (B,H), dw_ih (4H,D),
 //   dw_hh (4H,H), db (4H) or nullptr. dgates (T,B,4H) is caller-provided scratch that
 //   holds dL/d[a_i a_f a_g a_o] on return.
 template <typename S>

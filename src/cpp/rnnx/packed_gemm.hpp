@@ -14,15 +14,158 @@
 #include <algorithm>
 
 #include "rnnx/common.hpp"
+#include "rnnx/parallel.hpp"
 
 namespace rnnx {
+
+#if defined(__FMA__)
+// rnnx's own micro-kernel (FMA builds): C (MR x NR) += A-panel (MR x kc) * B-panel (kc x NR),
+// MR = two SIMD packets of rows, NR columns held as 2*NR accumulator registers (NR = 12
+// with AVX-512's 32 registers, 6 with AVX2's 16). Eigen 3.4's own kernel keeps 3x4
+// packets, which measured about 70% of what the machine's best GEMM reaches.
+template <typename S>
+struct MicroKernel {
+  using Packet = typename Eigen::internal::packet_traits<S>::type;
+  static constexpr Index kLanes = Eigen::internal::unpacket_traits<Packet>::size;
+  static constexpr Index MR = 2 * kLanes;
+#if defined(__AVX512F__)
+  static constexpr Index NR = 12;
+#else
+  static constexpr Index NR = 6;
+#endif
+
+  // a: MR*kc packed values (k-major); B(k, j) = b[j*ldb + k] read in place (rows of
+  // h_{t-1}: NR_ streams along k, no packing); C(i, j) at c[j*ldc + i] for i < m
+  // (m <= MR), j < NR_.
+  template <int NR_>
+  static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m) {
+    using namespace Eigen::internal;
+    Packet acc0[NR_], acc1[NR_];
+    for (int j = 0; j < NR_; ++j) acc0[j] = acc1[j] = pset1<Packet>(S(0));
+    Index k = 0;
+    if constexpr (NR_ <= 2) {
+      // One or two columns (batch 1 or 2, e.g. generation): 2*NR_ chains of dependent FMAs
+      // would wait on the FMA latency, so the depth is split over 4 interleaved partial
+      // sums (k mod 4), added at the end: 8*NR_ independent chains.
+      Packet p0[3][NR_], p1[3][NR_];
+      for (int s = 0; s < 3; ++s)
+        for (int j = 0; j < NR_; ++j) p0[s][j] = p1[s][j] = pset1<Packet>(S(0));
+      for (; k + 4 <= kc; k += 4) {
+        for (int j = 0; j < NR_; ++j) {
+          const Packet b0 = pset1<Packet>(b[j * ldb + k]);
+          acc0[j] = pmadd(pload<Packet>(a + k * MR), b0, acc0[j]);
+          acc1[j] = pmadd(pload<Packet>(a + k * MR + kLanes), b0, acc1[j]);
+        }
+        for (int s = 0; s < 3; ++s)
+          for (int j = 0; j < NR_; ++j) {
+            const Index kk = k + 1 + s;
+            const Packet bs = pset1<Packet>(b[j * ldb + kk]);
+            p0[s][j] = pmadd(pload<Packet>(a + kk * MR), bs, p0[s][j]);
+            p1[s][j] = pmadd(pload<Packet>(a + kk * MR + kLanes), bs, p1[s][j]);
+          }
+      }
+      for (int j = 0; j < NR_; ++j) {
+        acc0[j] = padd(padd(acc0[j], p0[0][j]), padd(p0[1][j], p0[2][j]));
+        acc1[j] = padd(padd(acc1[j], p1[0][j]), padd(p1[1][j], p1[2][j]));
+      }
+    }
+    for (; k < kc; ++k) {
+      const Packet a0 = pload<Packet>(a + k * MR), a1 = pload<Packet>(a + k * MR + kLanes);
+      for (int j = 0; j < NR_; ++j) {
+        const Packet bj = pset1<Packet>(b[j * ldb + k]);
+        acc0[j] = pmadd(a0, bj, acc0[j]);
+        acc1[j] = pmadd(a1, bj, acc1[j]);
+      }
+    }
+    if (m == MR) {
+      for (int j = 0; j < NR_; ++j) {
+        S* cj = c + j * ldc;
+        pstoreu(cj, padd(ploadu<Packet>(cj), acc0[j]));
+        pstoreu(cj + kLanes, padd(ploadu<Packet>(cj + kLanes), acc1[j]));
+      }
+    } else {  // the last panel of rows: through a buffer
+      alignas(64) S buf[MR];
+      for (int j = 0; j < NR_; ++j) {
+        pstore(buf, acc0[j]);
+        pstore(buf + kLanes, acc1[j]);
+        S* cj = c + j * ldc;
+        for (Index i = 0; i < m; ++i) cj[i] += buf[i];
+      }
+    }
+  }
+
+  template <int NR_ = NR>
+  static void dispatch(int n, const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc,
+                       Index m) {
+    if constexpr (NR_ >= 1) {
+      if (n == NR_) return run<NR_>(a, b, ldb, kc, c, ldc, m);
+      dispatch<NR_ - 1>(n, a, b, ldb, kc, c, ldc, m);
+    }
+  }
+};
+#endif
 
 template <typename S>
 class PackedLhs {
  public:
   static constexpr Index kDepth = 256;
+
+#if defined(__FMA__)
+  using Kernel = MicroKernel<S>;
+  static constexpr Index MR = Kernel::MR, NR = Kernel::NR;
+
+  PackedLhs() : M_(0), K_(0), Mp_(0) {}
+  // A(i, k) = a[i * row_stride + k] (a row-major block) when transpose is false,
+  // A(i, k) = a[k * row_stride + i] (the transpose of a row-major block) when true.
+  // Packed in depth blocks of kDepth; within one, panels of MR rows (zero-padded), each
+  // k-major: packed[k0*Mp + p*MR*kc + k*MR + i] = A(p*MR + i, k0 + k).
+  PackedLhs(const S* a, Index M, Index K, Index row_stride, bool transpose)
+      : M_(M), K_(K), Mp_(ceil_div(M, MR) * MR),
+        packed_(size_t(std::max<Index>(Mp_ * K, 1)), S(0)) {
+    for (Index k0 = 0; k0 < K; k0 += kDepth) {
+      const Index kc = std::min(kDepth, K - k0);
+      for (Index p = 0; p * MR < M; ++p) {
+        S* dst = packed_.data() + k0 * Mp_ + p * MR * kc;
+        const Index m = std::min(MR, M - p * MR);
+        for (Index k = 0; k < kc; ++k)
+          for (Index i = 0; i < m; ++i) {
+            const Index r = p * MR + i, col = k0 + k;
+            dst[k * MR + i] = transpose ? a[col * row_stride + r] : a[r * row_stride + col];
+          }
+      }
+    }
+  }
+
+  Index rows() const { return M_; }
+  Index depth() const { return K_; }
+  // Scratch multiply_add() needs for N columns (none here: Bm is read in place).
+  static Index work_size(Index, Index) { return 64; }
+
+  // C += A * Bm for Bm(k, j) = b[j * ldb + k] (the transpose of a row-major (N x K)
+  // block, e.g. h_{t-1}) and C(i, j) = c[j * ldc + i] (a row-major (N x M) block, e.g.
+  // the step's gates). work: work_size(K, N) elements, aligned. Each C(i, j) is summed
+  // over k in order (one FMA chain per depth block): the result depends only on K.
+  void multiply_add(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
+    (void)work;  // Bm is read in place (see MicroKernel::run)
+    for (Index k0 = 0; k0 < K_; k0 += kDepth) {
+      const Index kc = std::min(kDepth, K_ - k0);
+      const S* a_block = packed_.data() + k0 * Mp_;
+      for (Index j0 = 0; j0 < N; j0 += NR) {
+        const int n = int(std::min(NR, N - j0));
+        for (Index p = 0; p * MR < M_; ++p)
+          Kernel::dispatch(n, a_block + p * MR * kc, b + j0 * ldb + k0, ldb, kc,
+                           c + j0 * ldc + p * MR, ldc, std::min(MR, M_ - p * MR));
+      }
+    }
+  }
+
+ private:
+  Index M_, K_, Mp_;
+  AlignedVec<S> packed_;
+#else
   using Traits = Eigen::internal::gebp_traits<S, S>;
 
+  PackedLhs() : M_(0), K_(0) {}
   // A(i, k) = a[i * row_stride + k] (a row-major block) when transpose is false,
   // A(i, k) = a[k * row_stride + i] (the transpose of a row-major block) when true.
   PackedLhs(const S* a, Index M, Index K, Index row_stride, bool transpose)
@@ -51,9 +194,7 @@ class PackedLhs {
   // Scratch multiply_add() needs for N columns.
   static Index work_size(Index K, Index N) { return std::min(K, kDepth) * N + 64; }
 
-  // C += A * Bm for Bm(k, j) = b[j * ldb + k] (the transpose of a row-major (N x K)
-  // block, e.g. h_{t-1}) and C(i, j) = c[j * ldc + i] (a row-major (N x M) block, e.g.
-  // the step's gates). work: work_size(K, N) elements, aligned.
+  // As above, through Eigen's own packing and gebp micro-kernel (portable builds).
   void multiply_add(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
     using RhsMapper = Eigen::internal::const_blas_data_mapper<S, Index, Eigen::ColMajor>;
     using ResMapper = Eigen::internal::blas_data_mapper<S, Index, Eigen::ColMajor>;
@@ -71,6 +212,30 @@ class PackedLhs {
  private:
   Index M_, K_;
   AlignedVec<S> packed_;
+#endif
 };
+
+// The recurrent weights of time-loop task u, packed once per call.
+//
+// Forward: the rows q*H + [j0, j0+c) of w_hh (G*H x H) for the gates q in [q0, q1),
+// stacked into one ((q1-q0)*c x H) block, so that one product per step gives the task's
+// pre-activations of all those gates: C (B x (q1-q0)*c, row-major) += h_{t-1} Wᵀ.
+template <typename S>
+PackedLhs<S> pack_gate_rows(const S* w_hh, Index H, Index q0, Index q1, const Units& u) {
+  const Index n = q1 - q0;
+  AlignedVec<S> rows(size_t(n * u.c * H));
+  for (Index q = 0; q < n; ++q)
+    for (Index i = 0; i < u.c; ++i)
+      std::copy_n(w_hh + ((q0 + q) * H + u.j0 + i) * H, H, rows.data() + (q * u.c + i) * H);
+  return PackedLhs<S>(rows.data(), n * u.c, H, H, false);
+}
+
+// Backward: the columns [j0, j0+c) of the rows [r0, r0+K) of w_hh (G*H x H), as the
+// (c x K) left operand of the carry dL/dh_{t}[:, j] = dA_{t+1}[:, r0:r0+K] w_hh[r0:r0+K, j]:
+// C (B x c, row-major) += dA Wᵀ-block.
+template <typename S>
+PackedLhs<S> pack_carry_cols(const S* w_hh, Index H, Index r0, Index K, const Units& u) {
+  return PackedLhs<S>(w_hh + r0 * H + u.j0, u.c, K, H, true);
+}
 
 }  // namespace rnnx

@@ -168,7 +168,7 @@ Pool& pool() {
 int num_threads() { return pool().threads(); }
 
 void set_num_threads(int n) {
-  require(n >= 1, "the number of threads must be >= 1, got " + std::to_string(n));
+  RNNX_REQUIRE(n >= 1, "the number of threads must be >= 1, got " + std::to_string(n));
   pool().set_threads(n);
 }
 

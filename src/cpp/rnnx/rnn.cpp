@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/input.hpp"
+#include "rnnx/packed_gemm.hpp"
 #include "rnnx/parallel.hpp"
 
 namespace rnnx {
@@ -37,27 +39,36 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, H, D), Whh(w_hh, H, H);
+  MapConstMat<S> X(x, TB, D), Wih(w_ih, H, D);
   MapMat<S> Hall(h_all, (T + 1) * B, H);
   auto Z = Hall.bottomRows(TB);  // z_t is computed in place of h_t
 
   // Input projection for all steps: one GEMM before the loop (in row blocks).
+  const AlignedVec<S> wt = input_weights_transposed(d, w_ih, H);
   const Index n_rows = ceil_div(TB, kRowsPerTask);
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Zr = Z.middleRows(r.r0, r.n);
-    matmul<false>(Zr, X.middleRows(r.r0, r.n), Wih.transpose());
+    project_input(Zr, d, X, Wih, wt, r.r0);
     if (b) Zr.rowwise() += MapConstRowVec<S>(b, H);
   }, worth_parallel(double(TB) * D * H / double(n_rows)));
 
-  // The time loop: each task owns a block of hidden units (and its rows of W_hh).
+  // The time loop: each task owns a block of hidden units and its rows of W_hh, packed
+  // once per call by the thread that will use them (they stay in that core's cache).
   const Index n_units = ceil_div(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * H * H);
+  std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(n_units));
+  const Index work = PackedLhs<S>::work_size(H, B);
+  AlignedVec<S> scratch(size_t(n_units * work));
+  parallel_for(n_units, [&](Index k) {
+    w_tasks[size_t(k)] = pack_gate_rows(w_hh, H, 0, 1, Units(k, H));
+  }, par);
   for (Index t = 0; t < T; ++t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
-      auto zt = Z.block(t * B, u.j0, B, u.c);
-      matmul<true>(zt, Hall.middleRows(t * B, B), Whh.middleRows(u.j0, u.c).transpose());
+      auto zt = Z.block(t * B, u.j0, B, u.c);  // z_t = (x W_ihᵀ + b)_t + h_{t-1} W_hhᵀ
+      w_tasks[size_t(k)].multiply_add(h_all + t * B * H, B, H, h_all + (t + 1) * B * H + u.j0,
+                                      H, scratch.data() + k * work);
       activate(f, zt);
       if (len.any(t))  // padded examples keep their state
         for (Index b = 0; b < B; ++b)
@@ -73,7 +84,7 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, H, D), Whh(w_hh, H, H);
+  MapConstMat<S> X(x, TB, D), Wih(w_ih, H, D);
   MapConstMat<S> Hs(h, TB, H), Hprev(h_prev, TB, H);
   MapMat<S> dZ(dz, TB, H), dH(dh0, B, H);
 
@@ -86,19 +97,30 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
     dH.setZero();
   const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * H * H);
-  AlignedVec<S> scratch(size_t(lengths ? n_units * B * cmax : 0));
+  // Per task: its columns of W_hh packed once, the product's work space, and for variable
+  // lengths a (B x c) product.
+  std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(n_units));
+  const Index work = PackedLhs<S>::work_size(H, B), per_task = work + B * cmax;
+  AlignedVec<S> scratch(size_t(n_units * per_task));
+  parallel_for(n_units, [&](Index k) {
+    w_tasks[size_t(k)] = pack_carry_cols(w_hh, H, 0, H, Units(k, H));
+  }, par);
   for (Index t = T - 1; t >= -1; --t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
       auto carry = dH.middleCols(u.j0, u.c);
+      S* sc = scratch.data() + k * per_task;
       if (t < T - 1) {
+        const S* dz_next = dz + (t + 1) * B * H;
         if (len.any(t + 1)) {  // a padded step passes dL/dh through unchanged
-          auto acc = MapMat<S>(scratch.data() + k * B * cmax, B, u.c);
-          matmul<false>(acc, dZ.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
+          auto acc = MapMat<S>(sc + work, B, u.c);
+          acc.setZero();
+          w_tasks[size_t(k)].multiply_add(dz_next, B, H, acc.data(), u.c, sc);
           for (Index b = 0; b < B; ++b)
             if (!len.padded(t + 1, b)) carry.row(b) = acc.row(b);
         } else {
-          matmul<false>(carry, dZ.middleRows((t + 1) * B, B), Whh.middleCols(u.j0, u.c));
+          carry.setZero();
+          w_tasks[size_t(k)].multiply_add(dz_next, B, H, dh0 + u.j0, H, sc);
         }
       }
       if (t < 0) return;  // the carry of step 0 is dh0
@@ -121,6 +143,7 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
   // Input and parameter gradients: whole-sequence GEMMs after the loop, in fixed blocks:
   //   dx = dZ W_ih (row blocks), dW_ih = dZᵀ X and dW_hh = dZᵀ H_prev (blocks of units),
   //   db = Σ_rows dZ.
+  RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
   parallel_for(n_rows + n_units, [&](Index k) {
     if (k < n_rows) {
@@ -130,7 +153,7 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
     }
     const Units u(k - n_rows, H);
     auto dZu = dZ.middleCols(u.j0, u.c);
-    matmul<false>(MapMat<S>(dw_ih, H, D).middleRows(u.j0, u.c), dZu.transpose(), X);
+    input_weight_grad(MapMat<S>(dw_ih, H, D).middleRows(u.j0, u.c), d, dZu, X);
     matmul<false>(MapMat<S>(dw_hh, H, H).middleRows(u.j0, u.c), dZu.transpose(), Hprev);
     if (db) column_sums(MapRowVec<S>(db, H).segment(u.j0, u.c), dZu);
   }, worth_parallel(double(TB) * (D + H) * std::min(H, kUnitsPerTask)));

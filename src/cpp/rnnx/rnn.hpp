@@ -3,7 +3,7 @@
 //   z_t = x_t W_ihᵀ + h_{t-1} W_hhᵀ + b          h_t = f(z_t),  f = tanh or relu
 //
 // Shapes (time-major, C-contiguous, dimension alphabet of common.hpp):
-//   x (T,B,D)  w_ih (H,D)  w_hh (H,H)  b (H) or nullptr
+//   x (T,B,D) (nullptr with index input d.ids, see input.hpp)  w_ih (H,D)  w_hh (H,H)  b (H) or nullptr
 //   h_all (T+1,B,H): h_all[0] = h0 on entry, h_all[t+1] = h_t on return.
 #pragma once
 
@@ -20,7 +20,7 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
 //   dh_n (B,H)    extra dL/dh_{T-1} on the final state (nullptr: zeros)
 //   h (T,B,H)     the outputs of forward;  h_prev (T,B,H) the state each step started
 //                 from (for rnnx's own forward: h_all and h_all + B*H)
-// Outputs (overwritten): dx (T,B,D) or nullptr, dh0 (B,H), dw_ih (H,D), dw_hh (H,H),
+// Outputs (overwritten): dx (T,B,D) or nullptr (always with index input), dh0 (B,H), dw_ih (H,D), dw_hh (H,H),
 //   db (H) or nullptr. dz (T,B,H) is caller-provided scratch that holds dL/dz_t on return.
 template <typename S>
 void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, const S* w_hh,
