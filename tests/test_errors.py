@@ -261,7 +261,9 @@ CASES = {
         g.da_next, g.dc_next, g.lstm_cache[:9]), ValueError, ["cache", "10", "9"]),
     "lstm_cell_backward-cache-ft-shape": (lambda g: rnnx.lstm_cell_backward(
         g.da_next, g.dc_next, entry(g.lstm_cache, 4, g.dc_next[:2])), ValueError,
-        ["ft", "(2, 4)"]),
+        ["cache[4] (ft)", "(2, 4)"]),
+    "rnn_cell_backward-cache-a_next-shape": (lambda g: rnnx.rnn_cell_backward(
+        g.da_next, entry(g.rnn_cache, 0, g.da_next[:2])), ValueError, ["cache[0]", "(2, 4)"]),
     "lstm_cell_backward-missing-Wo": (lambda g: rnnx.lstm_cell_backward(
         g.da_next, g.dc_next, entry(g.lstm_cache, 9, without(g.lp, "Wo"))), KeyError, ["Wo"]),
     # ---- lstm_backward(da, caches)
@@ -339,6 +341,14 @@ CASES = {
     "dinos.clip-list": (lambda g: dinos.clip(replaced(g.grads, "dWax", [[1.0]]), 5), TypeError,
                         ["gradients['dWax']"]),
     "dinos.clip-maxValue-negative": (lambda g: dinos.clip(g.grads, -1), ValueError, ["maxValue"]),
+    "dinos.clip-maxValue-str": (lambda g: dinos.clip(g.grads, "5"), TypeError, ["maxValue"]),
+    "dinos.clip-maxValue-bool": (lambda g: dinos.clip(g.grads, True), TypeError, ["maxValue"]),
+    "dinos.rnn_forward-X-too-big": (lambda g: dinos.rnn_forward(
+        [None, 2 ** 70], g.Y[:2], g.da0, g.dp, V), ValueError, ["X[1]", str(2 ** 70)]),
+    "dinos.optimize-Y-too-big": (lambda g: dinos.optimize(
+        g.X, [1, 2, 3, -2 ** 64], g.da0, g.dp), ValueError, ["Y[3]"]),
+    "dinos.rnn_forward-vocab-too-big": (lambda g: dinos.rnn_forward(
+        g.X, g.Y, g.da0, g.dp, 2 ** 64), ValueError, ["vocab_size"]),
     # ---- dinos.sample(parameters, char_to_ix, seed)
     "dinos.sample-by-nan": (lambda g: dinos.sample(replaced(g.dp, "by", with_nan(g.dp["by"])),
                                                    g.c2i, 0), ValueError, ["parameters['by']"]),

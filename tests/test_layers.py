@@ -872,6 +872,12 @@ BAD_INPUT = {
                      ValueError, "dstate"),
     "nonlinearity": (lambda: lambda: make("rnn_tanh", nonlinearity="sigmoid"), ValueError,
                      "nonlinearity"),
+    "bidirectional_str": (lambda: lambda: rnnx.GRU(D, H, bidirectional="no"), TypeError,
+                          "bidirectional"),
+    "bias_none": (lambda: lambda: rnnx.RNN(D, H, bias=None), TypeError, "bias"),
+    "peephole_str": (lambda: lambda: rnnx.LSTM(D, H, peephole="yes"), TypeError, "peephole"),
+    "num_layers_huge": (lambda: lambda: rnnx.LSTM(D, H, num_layers=2 ** 50), MemoryError,
+                        r"need \d+ bytes"),
 }
 
 

@@ -106,6 +106,13 @@ def test_clip_by_global_norm():
     (lambda: optim.RMSprop({"w": np.ones(2)}, eps=0), ValueError, "eps"),
     (lambda: optim.clip_by_value({"w": np.ones(2)}, float("nan")), TypeError, "max_value"),
     (lambda: optim.clip_by_global_norm({"w": np.ones(2)}, 0), ValueError, "max_norm"),
+    (lambda: optim.clip_by_value([np.ones(2)], 1.0), TypeError, "grads must be a dict"),
+    (lambda: optim.clip_by_global_norm(None, 1.0), TypeError, "grads must be a dict"),
+    (lambda: optim.clip_by_value({"w": np.ones(2, int)}, 1.0), TypeError, r"grads\['w'\]"),
+    (lambda: optim.SGD({"w": np.ones(2)}).load_state_dict([1]), TypeError, "state"),
+    (lambda: optim.SGD({"w": np.ones(2)}).load_state_dict({"steps": -1}), ValueError, "steps"),
+    (lambda: optim.Adam({"w": np.ones(2)}).load_state_dict(
+        {"steps": 1, "m/w": [0.0, 0.0], "v/w": np.zeros(2)}), TypeError, "'m/w'"),
 ])
 def test_bad_arguments(make, exc, match):
     with pytest.raises(exc, match=match):

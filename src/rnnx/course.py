@@ -87,6 +87,28 @@ def _one_parameters_dict(cells, index):
         return True
 
 
+def _cell_call(fn, *args):
+    """Run a one-step backward through the sequence kernel, whose messages name the step
+    cache ``caches[0][0]``; here the user passed it as ``cache``."""
+    try:
+        return fn(*args)
+    except (TypeError, ValueError, KeyError, IndexError) as e:
+        msg = e.args[0] if e.args and isinstance(e.args[0], str) else None
+        if msg is None or "caches[0]" not in msg:
+            raise
+        raise type(e)(msg.replace("caches[0][0]", "cache").replace("caches[0]", "[cache]")) \
+            from None
+
+
+def _reference_backward(fn, da, caches):
+    """The NumPy reference for caches whose steps hold different parameter dicts; a
+    malformed entry is a TypeError naming caches, not an AttributeError from inside."""
+    try:
+        return fn(da, caches)
+    except AttributeError as e:
+        raise TypeError(f"caches holds a step cache entry that is not an array: {e}") from None
+
+
 def _cells(caches):
     if not isinstance(caches, (tuple, list)) or len(caches) != 2:
         raise TypeError("caches must be the pair (list_of_step_caches, x) returned by the forward function")
@@ -175,7 +197,7 @@ def rnn_cell_backward(da_next, cache):
     ``dz = da_next * (1 - a_next**2)``; ``dxt = Waxᵀ dz``; ``dWax = dz xtᵀ``;
     ``da_prev = Waaᵀ dz``; ``dWaa = dz a_prevᵀ``; ``dba = Σ_m dz``.
     """
-    return _k.rnn_cell_backward(da_next, cache)
+    return _cell_call(_k.rnn_cell_backward, da_next, cache)
 
 
 def rnn_backward(da, caches):
@@ -201,7 +223,7 @@ def rnn_backward(da, caches):
         h_all, parameters, a0 = cells.payload
         return _k.rnn_backward_own(da, x, h_all, parameters, a0)
     if not _one_parameters_dict(cells, 3):
-        return _reference.rnn_backward(da, caches)
+        return _reference_backward(_reference.rnn_backward, da, caches)
     return _k.rnn_backward_cells(da, cells)
 
 
@@ -295,7 +317,7 @@ def lstm_cell_backward(da_next, dc_next, cache):
     ``db* = Σ_m d*``; ``dconcat = Σ W*ᵀ d*`` splits into ``da_prev`` (first n_a rows)
     and ``dxt``; ``dc_prev = dC*ft``.
     """
-    return _k.lstm_cell_backward(da_next, dc_next, cache)
+    return _cell_call(_k.lstm_cell_backward, da_next, dc_next, cache)
 
 
 def lstm_backward(da, caches):
@@ -320,5 +342,5 @@ def lstm_backward(da, caches):
         h_all, c_all, gates, parameters, a0 = cells.payload
         return _k.lstm_backward_own(da, x, h_all, c_all, gates, parameters, a0)
     if not _one_parameters_dict(cells, 9):
-        return _reference.lstm_backward(da, caches)
+        return _reference_backward(_reference.lstm_backward, da, caches)
     return _k.lstm_backward_cells(da, cells)

@@ -13,6 +13,7 @@ course's code leaves it. The small per-step helpers are the NumPy reference's ow
 """
 
 import copy
+import numbers
 import operator
 
 import numpy as np
@@ -41,6 +42,18 @@ __all__ = [
 _CLIP_KEYS = ("dWaa", "dWax", "dWya", "db", "dby")
 
 
+def _out_of_range(error, **named):
+    """The ValueError for an OverflowError of the bindings: names the int (or the entry
+    of an index list) too big for 64 bits."""
+    for name, value in named.items():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for t, v in enumerate(items):
+            if isinstance(v, int) and not -(2 ** 63) <= v < 2 ** 63:
+                where = f"{name}[{t}]" if items is value else name
+                return ValueError(f"{where} = {v} is out of range (too large for an index)")
+    return ValueError(f"an integer argument is out of range: {error}")
+
+
 def rnn_forward(X, Y, a0, parameters, vocab_size=27):
     """Forward pass over one example and its cross-entropy loss.
 
@@ -61,7 +74,18 @@ def rnn_forward(X, Y, a0, parameters, vocab_size=27):
         ``(y_hat, a, x)``: dicts keyed by step ``t`` of ``(V, 1)``, ``(n_a, 1)`` and
         one-hot ``(V, 1)`` arrays; ``a[-1]`` is a copy of ``a0``.
     """
-    loss, a_all, y_all = _k.rnn_forward(X, Y, a0, parameters, vocab_size)
+    if isinstance(vocab_size, (bool, np.bool_)):
+        raise TypeError("vocab_size must be an int, got bool")
+    try:
+        vocab_size = operator.index(vocab_size)
+    except TypeError:
+        raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}") from None
+    if not 1 <= vocab_size < 2 ** 62:
+        raise ValueError(f"vocab_size must be a positive int below 2**62, got {vocab_size}")
+    try:
+        loss, a_all, y_all = _k.rnn_forward(X, Y, a0, parameters, vocab_size)
+    except OverflowError as e:
+        raise _out_of_range(e, X=X, Y=Y) from None
     T = len(X)
     onehots = np.zeros((T, vocab_size, 1))
     x, a, y_hat = {}, {-1: a_all[0][:, None]}, {}
@@ -101,7 +125,10 @@ def rnn_backward(X, Y, parameters, cache):
         probs = np.stack([np.asarray(y_hat[t]).reshape(-1) for t in range(T)])
     except KeyError as e:
         raise KeyError(f"cache lacks step {e.args[0]} for X of length {T}") from None
-    gradients = _k.rnn_backward(X, Y, parameters, states[1:], states[:-1], probs)
+    try:
+        gradients = _k.rnn_backward(X, Y, parameters, states[1:], states[:-1], probs)
+    except OverflowError as e:
+        raise _out_of_range(e, X=X, Y=Y) from None
     return gradients, a
 
 
@@ -126,10 +153,9 @@ def clip(gradients, maxValue, inplace=False):
     """
     if not isinstance(gradients, dict):
         raise TypeError(f"gradients must be a dict, got {type(gradients).__name__}")
-    try:
-        bound = float(maxValue)
-    except (TypeError, ValueError):
-        raise TypeError(f"maxValue must be a number, got {type(maxValue).__name__}") from None
+    if isinstance(maxValue, (bool, np.bool_)) or not isinstance(maxValue, numbers.Real):
+        raise TypeError(f"maxValue must be a number, got {type(maxValue).__name__}")
+    bound = float(maxValue)
     if not bound >= 0:
         raise ValueError(f"maxValue must be >= 0, got {maxValue!r}")
     for key in _CLIP_KEYS:
@@ -180,7 +206,10 @@ def sample(parameters, char_to_ix, seed):
         seed = operator.index(seed)
     except TypeError:
         raise TypeError(f"seed must be an int, got {type(seed).__name__}") from None
-    ix, key, pos = _k.sample(parameters, newline, seed)
+    try:
+        ix, key, pos = _k.sample(parameters, newline, seed)
+    except OverflowError as e:
+        raise _out_of_range(e, seed=seed, **{"char_to_ix['\\n']": newline}) from None
     np.random.set_state(("MT19937", key, pos, 0, 0.0))
     indices = list(ix)
     if len(indices) > 50:  # the cap was hit: the course appends the plain newline index
@@ -217,7 +246,10 @@ def optimize(X, Y, a_prev, parameters, learning_rate=0.01):
         learning_rate = float(learning_rate)
     except (TypeError, ValueError):
         raise TypeError(f"learning_rate must be a number, got {learning_rate!r}") from None
-    loss, gradients, a_last = _k.optimize(X, Y, a_prev, parameters, learning_rate, 5.0)
+    try:
+        loss, gradients, a_last = _k.optimize(X, Y, a_prev, parameters, learning_rate, 5.0)
+    except OverflowError as e:
+        raise _out_of_range(e, X=X, Y=Y) from None
     return np.float64(loss), gradients, a_last
 
 

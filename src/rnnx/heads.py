@@ -107,6 +107,8 @@ def _count(name, n):
         raise TypeError(f"{name} must be an int, got {type(n).__name__}") from None
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
+    if n >= 2 ** 62:
+        raise ValueError(f"{name} = {n} is too large (must be < 2**62)")
     return n
 
 

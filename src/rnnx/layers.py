@@ -18,6 +18,7 @@ sequence's valid part only, as PyTorch does with ``pack_padded_sequence``.
 """
 
 import numbers
+import os
 
 import numpy as np
 
@@ -75,6 +76,35 @@ class LayerCache:
         return gates[:, :, q * H:(q + 1) * H]
 
 
+def _flag(name, value):
+    """A yes/no argument: a bool (or 0/1), never a string or None read as truthy."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral)
+                                               and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _physical_memory():
+    """Bytes of physical memory, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_parameter_memory(layer, G):
+    """MemoryError, before allocating, for parameters larger than physical memory (e.g.
+    ``num_layers=2**40``, which would otherwise loop for ever)."""
+    H, D, L = layer.hidden_size, layer._directions, layer.num_layers
+    per = lambda width: G * H * (width + H + 2 * layer.bias) + 3 * H  # noqa: E731
+    count = D * (per(layer.input_size) + (L - 1) * per(H * D))
+    need, ram = count * layer.dtype.itemsize, _physical_memory()
+    if ram and need > ram:
+        raise MemoryError(f"the parameters of {type(layer).__name__}({layer.input_size}, {H}, "
+                          f"num_layers={L}) need {need} bytes, more than this machine's "
+                          f"{ram / 2**30:.1f} GiB of memory")
+
+
 class _Recurrent:
     _kind = None
     _gate_names = ()
@@ -92,13 +122,14 @@ class _Recurrent:
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
-        self.num_layers, self.bias = int(num_layers), bool(bias)
-        self.bidirectional, self.dropout = bool(bidirectional), float(dropout)
+        self.num_layers, self.bias = int(num_layers), _flag("bias", bias)
+        self.bidirectional, self.dropout = _flag("bidirectional", bidirectional), float(dropout)
         self.dtype = dtype
         self.training = True
         self._rng = np.random.default_rng(seed)
         self._params = {}
         H, G = self.hidden_size, len(self._gate_names)
+        _check_parameter_memory(self, G)
         k = 1.0 / np.sqrt(H)
         for layer in range(self.num_layers):
             width = self.input_size if layer == 0 else self.hidden_size * self._directions
@@ -436,7 +467,8 @@ class GRU(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False,
                  dropout=0.0, dtype=np.float32, seed=None, reset_after=True, simplified=False):
-        self.reset_after, self.simplified = bool(reset_after), bool(simplified)
+        self.reset_after = _flag("reset_after", reset_after)
+        self.simplified = _flag("simplified", simplified)
         self._gate_names = ("z", "n") if self.simplified else ("r", "z", "n")
         self._infix = "_zn" if self.simplified else ""
         super().__init__(input_size, hidden_size, num_layers, bias, bidirectional, dropout,
@@ -483,7 +515,7 @@ class LSTM(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False,
                  dropout=0.0, dtype=np.float32, seed=None, forget_bias=0.0, peephole=False):
-        self.peephole = bool(peephole)
+        self.peephole = _flag("peephole", peephole)
         super().__init__(input_size, hidden_size, num_layers, bias, bidirectional, dropout,
                          dtype, seed)
         if self.peephole:  # weight_peephole_l{k} (3H,): [p_i, p_f, p_o], after the others

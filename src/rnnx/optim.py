@@ -95,18 +95,32 @@ class Optimizer:
 
     def load_state_dict(self, state):
         """Restore what :meth:`state_dict` returned (copies the arrays)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be the dict state_dict() returned, got "
+                            f"{type(state).__name__}")
+        steps, lr = state.get("steps", 0), state.get("lr", self.lr)
+        steps, lr = (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v  # from .npz
+                     for v in (steps, lr))
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+            raise TypeError(f"optimizer state 'steps' must be an int, got {steps!r}")
+        if steps < 0:
+            raise ValueError(f"optimizer state 'steps' must be >= 0, got {steps!r}")
+        lr = _positive("state['lr']", lr)
         for s in self._slots:
             for k, p in self.params.items():
                 key = f"{s}/{k}"
                 if key not in state:
                     raise KeyError(f"optimizer state lacks {key!r}")
-                v = np.asarray(state[key])
+                v = state[key]
+                if not isinstance(v, np.ndarray) or v.dtype.kind != "f":
+                    raise TypeError(f"optimizer state {key!r} must be a float ndarray, got "
+                                    f"{getattr(v, 'dtype', type(v).__name__)}")
                 if v.shape != p.shape:
                     raise ValueError(f"optimizer state {key!r} must have shape {p.shape}, "
                                      f"got {v.shape}")
                 self.state[s][k] = v.astype(p.dtype, copy=True)
-        self.steps = int(state.get("steps", 0))
-        self.lr = _positive("lr", float(state.get("lr", self.lr)))
+        self.steps = int(steps)
+        self.lr = lr
 
     def _hyper(self):
         return {}
@@ -225,12 +239,24 @@ OPTIMIZERS = {"sgd": SGD, "momentum": SGD, "adagrad": Adagrad, "rmsprop": RMSpro
               "adam": Adam}
 
 
+def _check_grad_dict(grads):
+    if not isinstance(grads, dict):
+        raise TypeError(f"grads must be a dict of NumPy arrays, got {type(grads).__name__}")
+    for k, g in grads.items():
+        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+            raise TypeError(f"grads[{k!r}] must be a float ndarray, got "
+                            f"{getattr(g, 'dtype', type(g).__name__)}")
+        if not g.flags.writeable:
+            raise ValueError(f"grads[{k!r}] is read-only; clipping works in place")
+
+
 def clip_by_value(grads, max_value):
     """Clip every gradient to ``[-max_value, max_value]`` in place (the course's ``clip``).
 
     NaN stays NaN; +-Inf becomes +-max_value. Returns ``grads``.
     """
     m = _positive("max_value", max_value)
+    _check_grad_dict(grads)
     for k, g in grads.items():
         if not isinstance(g, np.ndarray):
             raise TypeError(f"grads[{k!r}] must be an ndarray, got {type(g).__name__}")
@@ -242,17 +268,24 @@ def clip_by_global_norm(grads, max_norm):
     """Scale all gradients in place so their joint L2 norm is at most ``max_norm``.
 
     Returns the norm before clipping (``inf`` or ``nan`` when a gradient holds one; the
-    gradients are then left unchanged so the caller can see and skip the step).
+    gradients are then left unchanged so the caller can see and skip the step). Finite
+    gradients are always clipped, even where the norm itself overflows to ``inf``.
     """
     m = _positive("max_norm", max_norm)
-    total = 0.0
-    for k, g in grads.items():
-        if not isinstance(g, np.ndarray):
-            raise TypeError(f"grads[{k!r}] must be an ndarray, got {type(g).__name__}")
-        total += float(np.sum(np.square(g, dtype=np.float64)))
-    norm = float(np.sqrt(total))
-    if np.isfinite(norm) and norm > m:
-        scale = m / (norm + 1e-12)
+    _check_grad_dict(grads)
+    peaks = [float(np.max(np.abs(g))) for g in grads.values() if g.size]
+    if any(np.isnan(p) for p in peaks):
+        return float("nan")
+    peak = max(peaks, default=0.0)
+    if peak == 0.0 or np.isinf(peak):
+        return peak
+    # Squares of gradients near the float64 range overflow: sum the squares of g / peak.
+    total = sum(float(np.sum(np.square(g / g.dtype.type(peak) if g.dtype == np.float64
+                                       else g.astype(np.float64) / peak))) for g in grads.values())
+    norm = peak * float(np.sqrt(total))  # may round to inf; the scale below does not
+    if norm > m:
+        scale = (m / (norm + 1e-12) if np.isfinite(norm)
+                 else (m / peak) / float(np.sqrt(total)))
         for g in grads.values():
             g *= g.dtype.type(scale)
     return norm

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "rnnx/common.hpp"
+#include "rnnx/memory.hpp"
 
 namespace rnnx::bind {
 
@@ -137,13 +140,34 @@ inline void require_ndim(const py::array& a, const Name& name, py::ssize_t ndim,
       throw py::value_error(name + " must not be empty, got shape " + shape_str(a));
 }
 
+// pybind11's array::ensure returns a null array (and clears the Python error) when the
+// conversion fails, which for a float or integer array means its C-ordered copy could not
+// be allocated (e.g. a huge zero-stride view). Raise MemoryError with the size instead of
+// handing on a null array.
+template <typename A>
+A ensured(A converted, const py::array& from) {
+  if (converted) return converted;
+  const size_t bytes = size_t(from.size()) * size_t(std::max<py::ssize_t>(from.itemsize(), 8));
+  if (physical_memory() && bytes > physical_memory()) throw AllocationTooLarge(bytes);
+  PyErr_NoMemory();
+  throw py::error_already_set();
+}
+
+// a itself when it is C-contiguous and its items are naturally aligned, else such a copy
+// (reading a double from an address that is not a multiple of 8 is undefined behaviour).
+constexpr int kNpyAligned = 0x0100;  // NumPy's NPY_ARRAY_ALIGNED
+inline py::array c_order(const py::array& a) {
+  return ensured(py::array::ensure(a, py::array::c_style | kNpyAligned), a);
+}
+
 // Element strides of a (in units of S); arrays whose byte strides are not multiples of
 // the item size are copied to C order first.
 template <typename S>
 py::array element_strided(py::array a) {
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(S) != 0) return c_order(a);
   for (py::ssize_t i = 0; i < a.ndim(); ++i)
     if (a.strides(i) % py::ssize_t(sizeof(S)) != 0)
-      return py::array::ensure(a, py::array::c_style);
+      return c_order(a);
   return a;
 }
 
@@ -169,11 +193,23 @@ class ReleaseGilFor {
 
 // A fresh C-contiguous array of the given shape (uninitialised) whose data starts on a
 // kAlign-byte boundary, so that kernels write and later read it at the same alignment.
+// The number of elements of `shape`; AllocationTooLarge when it overflows (the sizes can
+// come from zero-stride views or from ints the caller passed, not only from real arrays).
+inline size_t checked_elements(const Shape& shape) {
+  size_t n = 1;
+  for (py::ssize_t d : shape) {
+    if (d < 0) throw py::value_error("negative dimension " + std::to_string(d));
+    if (d && n > SIZE_MAX / size_t(d)) throw AllocationTooLarge(SIZE_MAX);
+    n *= size_t(d);
+  }
+  return n;
+}
+
 template <typename S>
 py::array_t<S> empty(const Shape& shape) {
-  py::ssize_t n = 1;
-  for (py::ssize_t d : shape) n *= d;
-  S* data = AlignedAllocator<S>().allocate(size_t(n));
+  const size_t n = checked_elements(shape);
+  checked_bytes(n, sizeof(S));
+  S* data = AlignedAllocator<S>().allocate(n);
   py::capsule owner(data, [](void* p) { aligned_release(p); });
   return py::array_t<S>(shape, data, owner);
 }
@@ -188,6 +224,7 @@ struct Strided {
 };
 template <typename S>
 Strided<S> empty_strided(const Shape& shape, const Shape& elem_strides, py::ssize_t n) {
+  checked_bytes(size_t(n), sizeof(S));
   S* data = AlignedAllocator<S>().allocate(size_t(n));
   py::capsule owner(data, [](void* p) { aligned_release(p); });
   Shape bytes(elem_strides.size());
@@ -209,11 +246,11 @@ Aligned<S> aligned(const py::array& a) {
     out.ptr = static_cast<const S*>(a.data());
     return out;
   }
-  if (a.flags() & py::array::c_style) {
-    const S* src = static_cast<const S*>(a.data());
-    out.copy.assign(src, src + a.size());
+  if (a.flags() & py::array::c_style) {  // bytes copied: the items may be misaligned
+    out.copy.resize(size_t(a.size()));
+    if (a.size()) std::memcpy(out.copy.data(), a.data(), size_t(a.size()) * sizeof(S));
   } else {
-    const py::array c = py::array::ensure(a, py::array::c_style);
+    const py::array c = c_order(a);
     const S* src = static_cast<const S*>(c.data());
     out.copy.assign(src, src + c.size());
   }

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "rnnx/memory.hpp"
 #include "rnnx/parallel.hpp"
 
 namespace py = pybind11;
@@ -49,6 +50,15 @@ PYBIND11_MODULE(RNNX_MODULE_NAME, m) {
   m.def("num_threads", &rnnx::num_threads, "Threads the kernels use (the caller included).");
   m.def("set_num_threads", &rnnx::set_num_threads, py::arg("n"),
         "Set the threads the kernels use; results do not depend on it.");
+  // A request too large for this machine: MemoryError with the size it needed (pybind11
+  // would turn the std::bad_alloc it derives from into a MemoryError without one).
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const rnnx::AllocationTooLarge& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
+    }
+  });
   rnnx::bind::register_kernels(m);
   rnnx::bind::register_course(m);
   rnnx::bind::register_dinos(m);

@@ -195,6 +195,20 @@ ssize steps_from_da(const py::array& da, ssize n_a, ssize m, ssize T_cached) {
 
 // The state buffer's step 0 from the cache's a0 (the user's array, which the course's
 // backward reads as it is now).
+// A buffer that rnnx's own forward made and course.py hands back (h_all, c_all, gates):
+// it must still be the writable, C-contiguous, aligned float64 array of shape
+// (rows, m, width); anything else is refused rather than read or written out of bounds.
+void require_own(const py::array& a, const char* name, ssize rows, ssize m, ssize width) {
+  as_array<S>(a, name);
+  const bool ok = a.ndim() == 3 && a.shape(0) == rows && rows >= 1 && a.shape(1) == m &&
+                  a.shape(2) == width && (a.flags() & py::array::c_style) && a.writeable() &&
+                  reinterpret_cast<std::uintptr_t>(a.data()) % alignof(S) == 0;
+  if (!ok)
+    throw py::value_error(std::string(name) + " must be the writable C-contiguous buffer of shape " +
+                          shape_str(Shape{rows, m, width}) + " that rnnx's forward made, got " +
+                          "shape " + shape_str(a));
+}
+
 void refresh_initial_state(py::array& h_all, py::handle a0_obj, ssize n_a, ssize m) {
   py::array a0 = step_arg(a0_obj, "caches[0][0][1] (a0)", "(n_a, m)");
   require_shape(a0, "caches[0][0][1] (a0)", {n_a, m}, "(n_a, m)");
@@ -208,6 +222,7 @@ py::dict course_rnn_backward_own(py::handle da_obj, py::handle x_obj, py::array 
   py::array x = sequence_arg(x_obj, "caches[1]", "(n_x, m, T_x)");
   const ssize n_x = x.shape(0), m = x.shape(1);
   RnnParams p = rnn_params(params, n_x, false);
+  require_own(h_all, "h_all", h_all.ndim() ? h_all.shape(0) : 0, m, p.n_a);
   refresh_initial_state(h_all, a0, p.n_a, m);
   const ssize T = steps_from_da(da, p.n_a, m, h_all.shape(0) - 1);
   require_shape(x, "caches[1]", {n_x, m, x.shape(2)}, "(n_x, m, T_x)");
@@ -466,6 +481,10 @@ py::dict course_lstm_backward_own(py::handle da_obj, py::handle x_obj, py::array
   const ssize n_x = x.shape(0), m = x.shape(1);
   LstmParams p = lstm_params(params, n_x, false);
   const ssize H = p.n_a;
+  const ssize rows = h_all.ndim() ? h_all.shape(0) : 0;
+  require_own(h_all, "h_all", rows, m, H);
+  require_own(c_all, "c_all", rows, m, H);
+  require_own(gates, "gates", rows - 1, m, 4 * H);
   refresh_initial_state(h_all, a0, H, m);
   const ssize T = steps_from_da(da, H, m, h_all.shape(0) - 1);
   if (x.shape(2) < T) throw py::index_error("caches[1] (x) has fewer steps than da");

@@ -37,7 +37,12 @@ std::vector<std::int64_t> indices(py::handle obj, const char* name, bool allow_n
       }
       const long long value = PyLong_AsLongLong(ix);
       Py_DECREF(ix);
-      if (value == -1 && PyErr_Occurred()) throw py::error_already_set();
+      if (value == -1 && PyErr_Occurred()) {  // beyond 64 bits: out of any vocabulary
+        PyErr_Clear();
+        throw py::value_error(std::string(name) + "[" + std::to_string(t) + "] = " +
+                              std::string(py::str(v)) +
+                              " is out of range (too large for an index)");
+      }
       if (value < 0)
         throw py::value_error(std::string(name) + "[" + std::to_string(t) + "] = " +
                               std::to_string(value) + " is negative");
@@ -188,14 +193,19 @@ void clip_values(S* p, ssize n, S m) {
 
 // p += -lr * g, in place on the user's array (any strides).
 void update_inplace(py::array& p, const S* g, S lr) {
-  const ssize r = p.shape(0), c = p.shape(1);
-  const ssize s0 = p.strides(0) / ssize(sizeof(S)), s1 = p.strides(1) / ssize(sizeof(S));
-  S* d = static_cast<S*>(p.mutable_data());
+  // Byte strides and memcpy: the user's array may be misaligned or strided by a number of
+  // bytes that is not a multiple of 8 (a plain double* would misread it).
+  const ssize r = p.shape(0), c = p.shape(1), b0 = p.strides(0), b1 = p.strides(1);
+  char* base = static_cast<char*>(p.mutable_data());
   const S neg = -lr;
   for (ssize i = 0; i < r; ++i)
     for (ssize j = 0; j < c; ++j) {
+      char* at = base + i * b0 + j * b1;
+      S v;
+      std::memcpy(&v, at, sizeof v);
       const S step = neg * g[i * c + j];
-      d[i * s0 + j * s1] = d[i * s0 + j * s1] + step;
+      v = v + step;
+      std::memcpy(at, &v, sizeof v);
     }
 }
 

@@ -66,7 +66,7 @@ py::array_t<std::int64_t> int_array(py::handle obj, const char* name) {
   if (kind != 'i' && kind != 'u')
     throw py::type_error(std::string(name) + " must have an integer dtype, got " +
                          std::string(py::str(a.dtype())));
-  return py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  return ensured(py::array_t<std::int64_t, py::array::c_style | py::array::forcecast | kNpyAligned>::ensure(a), a);
 }
 
 // The same with exactly `shape`; None (where optional) gives an empty array.
@@ -95,7 +95,7 @@ std::vector<std::uint8_t> mask_arg(py::handle obj, const Shape& shape) {
     throw py::type_error("mask must have dtype bool (or hold 0 and 1), got " +
                          std::string(py::str(a.dtype())));
   require_shape(a, "mask", shape, "targets.shape");
-  const auto d = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);
+  const auto d = ensured(py::array_t<double, py::array::c_style | py::array::forcecast | kNpyAligned>::ensure(a), a);
   out.resize(size_t(d.size()));
   for (ssize i = 0; i < d.size(); ++i) {
     const double v = d.data()[i];
@@ -111,7 +111,15 @@ ssize positive_int(py::handle obj, const char* name) {
   if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
     throw py::type_error(std::string(name) + " must be an int, got " +
                          std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
-  const ssize v = obj.cast<ssize>();
+  PyObject* ix = PyNumber_Index(obj.ptr());
+  if (!ix) throw py::error_already_set();
+  const long long v = PyLong_AsLongLong(ix);
+  Py_DECREF(ix);
+  if (v == -1 && PyErr_Occurred()) {  // beyond 64 bits
+    PyErr_Clear();
+    throw py::value_error(std::string(name) + " = " + std::string(py::str(obj)) +
+                          " is too large");
+  }
   if (v < 1) throw py::value_error(std::string(name) + " must be >= 1, got " + std::to_string(v));
   return v;
 }
@@ -199,7 +207,7 @@ py::tuple h_dense_backward(py::handle dy, py::handle x, py::handle weight, bool 
 // copying and scanning the whole table.
 template <typename S>
 py::array h_embedding_forward(py::handle ids, py::handle weight) {
-  const py::array w = py::array::ensure(as_array<S>(weight, "weight"), py::array::c_style);
+  const py::array w = c_order(as_array<S>(weight, "weight"));
   require_ndim(w, "weight", 2, "(V, E)");
   const ssize V = w.shape(0), E = w.shape(1);
   const auto idp = int_array(ids, "ids");

@@ -41,7 +41,7 @@ std::vector<std::int64_t> lengths_arg(py::handle obj, ssize B, ssize T) {
   if (kind != 'i' && kind != 'u')
     throw py::type_error("lengths must have an integer dtype, got " + std::string(py::str(a.dtype())));
   require_shape(a, "lengths", {B}, "(B,)");
-  auto c = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  auto c = ensured(py::array_t<std::int64_t, py::array::c_style | py::array::forcecast | kNpyAligned>::ensure(a), a);
   out.assign(c.data(), c.data() + B);
   for (ssize b = 0; b < B; ++b)
     if (out[size_t(b)] < 1 || out[size_t(b)] > T)

@@ -1,12 +1,48 @@
 #include "rnnx/memory.hpp"
 
 #include <atomic>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <new>
 #include <vector>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
 namespace rnnx {
+
+AllocationTooLarge::AllocationTooLarge(std::size_t bytes) : bytes_(bytes) {
+  const double gib = double(physical_memory()) / double(std::size_t(1) << 30);
+  if (bytes == SIZE_MAX)
+    std::snprintf(message_, sizeof message_,
+                  "the arrays requested need more than 2**64 bytes (the size overflows)");
+  else
+    std::snprintf(message_, sizeof message_,
+                  "the arrays requested need %zu bytes (%.1f GiB), more than this machine's "
+                  "%.1f GiB of memory",
+                  bytes, double(bytes) / double(std::size_t(1) << 30), gib);
+}
+
+std::size_t physical_memory() {
+  static const std::size_t bytes = [] {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && std::size_t(pages) <= SIZE_MAX / std::size_t(page))
+      return std::size_t(pages) * std::size_t(page);
+#endif
+    return std::size_t(0);
+  }();
+  return bytes;
+}
+
+std::size_t checked_bytes(std::size_t n, std::size_t item) {
+  if (item && n > (SIZE_MAX - 2 * kAlign) / item) throw AllocationTooLarge(SIZE_MAX);
+  return n * item;
+}
+
 namespace {
 
 constexpr std::size_t kLarge = std::size_t(256) << 10;    // blocks this size and up: best fit
@@ -64,6 +100,9 @@ void destroy(void* user) { std::free(static_cast<char*>(user) - kAlign); }
 
 void* aligned_allocate(std::size_t bytes) {
   if (bytes == 0) bytes = 1;
+  if (bytes > SIZE_MAX - 2 * kAlign) throw AllocationTooLarge(SIZE_MAX);
+  const std::size_t ram = physical_memory();
+  if (ram && bytes > ram) throw AllocationTooLarge(bytes);
   Cache& c = cache();
   if (bytes < kLarge) {
     const int k = size_class(bytes);

@@ -9,12 +9,34 @@
 #pragma once
 
 #include <cstddef>
+#include <new>
 
 namespace rnnx {
 
 constexpr std::size_t kAlign = 64;  // every block starts on a 64-byte boundary
 
-// Throw std::bad_alloc when the memory cannot be had.
+// A request larger than this machine's physical memory (or whose size overflows): thrown
+// before anything is allocated, with the size in the message ("needs 8.0 GiB ...").
+// The bindings turn it into Python's MemoryError.
+class AllocationTooLarge : public std::bad_alloc {
+ public:
+  explicit AllocationTooLarge(std::size_t bytes);  // bytes = SIZE_MAX: overflowed
+  const char* what() const noexcept override { return message_; }
+  std::size_t bytes() const noexcept { return bytes_; }
+
+ private:
+  std::size_t bytes_;
+  char message_[200];
+};
+
+// Physical memory in bytes (0 where the platform does not tell).
+std::size_t physical_memory();
+
+// n * item bytes; AllocationTooLarge when the product overflows.
+std::size_t checked_bytes(std::size_t n, std::size_t item);
+
+// Throw AllocationTooLarge when the memory cannot exist here, std::bad_alloc when it
+// cannot be had now.
 void* aligned_allocate(std::size_t bytes);
 void aligned_release(void* p) noexcept;
 
