@@ -75,6 +75,10 @@ def test_train_prints_progress_samples_and_a_summary(trained):
     assert meta["training"]["step"] == 40 and arrays["history/train"].shape == (40, 2)
     q = rnnx("train", corpus, "-o", d / "q.npz", "--steps", 2, "--quiet", *TINY)
     assert q.returncode == 0 and q.stderr == "" and q.stdout == ""
+    # a run that ends before its first evaluation reports its validation loss, no "best inf"
+    e = rnnx("train", corpus, "-o", d / "e.npz", "--steps", 3, "--eval-every", 100, *TINY)
+    assert e.returncode == 0 and "validation loss" in e.stderr
+    assert "(no evaluation before the end)" in e.stderr and "inf" not in e.stderr
 
 
 def test_sample_options(trained, capsys):

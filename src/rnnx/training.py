@@ -408,9 +408,10 @@ def fit(model, text=None, *, checkpoint=None, resume=False, progress=True, sampl
             lines.append(f"final training loss {result.loss:.4f} "
                          f"(perplexity {math.exp(min(result.loss, 50)):.2f})")
         if final_val is not None:
+            best = (f", best {best_val:.4f}" if math.isfinite(best_val) else
+                    " (no evaluation before the end)")
             lines.append(f"validation loss {result.val_loss:.4f} "
-                         f"(perplexity {math.exp(min(result.val_loss, 50)):.2f}), "
-                         f"best {best_val:.4f}")
+                         f"(perplexity {math.exp(min(result.val_loss, 50)):.2f}){best}")
         if saved_path:
             lines.append(f"checkpoint: {saved_path}")
         print("\n".join(lines), file=stream, flush=True)
