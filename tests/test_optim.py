@@ -121,6 +121,7 @@ def test_bad_arguments(make, exc, match):
 
 @pytest.mark.parametrize("grads, exc, match", [
     ({}, KeyError, "'w'"),
+    ({"w": np.ones(2), "v": np.ones(2)}, KeyError, "'v', which is not one of the optimizer's"),
     ({"w": np.ones(3)}, ValueError, r"grads\['w'\] must have shape \(2,\)"),
     ({"w": np.ones(2, dtype=np.float32)}, TypeError, "float64"),
     ([1, 2], TypeError, "grads must be a dict"),

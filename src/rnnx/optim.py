@@ -62,6 +62,10 @@ class Optimizer:
         missing = [k for k in self.params if k not in grads]
         if missing:
             raise KeyError(f"grads lacks {missing[0]!r} (one per parameter)")
+        extra = [k for k in grads if k not in self.params]
+        if extra:  # a gradient with no parameter is almost always a parameter left out
+            raise KeyError(f"grads has {extra[0]!r}, which is not one of the optimizer's "
+                           f"params (pass every parameter to the optimizer)")
         for k, p in self.params.items():
             g = grads[k]
             if not isinstance(g, np.ndarray) or g.shape != p.shape:
