@@ -7,7 +7,6 @@ The benchmark commands restart themselves without them; tests and CI keep them.
 """
 
 import os
-import platform
 import sys
 import time
 
@@ -26,15 +25,10 @@ def reexec_without_slow_blas():
 
 
 def cpu_name():
-    """The CPU's model name from /proc/cpuinfo, else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name (the one ``rnnx.show_config()`` reports)."""
+    from rnnx._config import _cpu_model  # imported late: this module re-execs first
+
+    return _cpu_model()
 
 
 def busy_fraction(seconds=1.0):

@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from .. import heads
+
 __all__ = ["pad", "step_mask", "dense_params", "embedding_params", "Params",
            "arg_parser", "parse", "Progress", "finish"]
 
@@ -163,3 +165,35 @@ def finish(result, name, target, quick):
     print(f"held-out {name.replace('_', ' ')}: {value:.2%}{stated}; "
           f"trained in {result['seconds']:.1f} s", flush=True)
     return result
+
+
+class Vocabulary:
+    """Tokens <-> ids: `first` (padding or a start token) is id 0, the others follow sorted."""
+
+    kind = "word"  # what a token is, for the error message
+
+    def __init__(self, tokens, first="<pad>"):
+        self.tokens = [first] + sorted(set(tokens) - {first})
+        self.ids = {t: i for i, t in enumerate(self.tokens)}
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def encode(self, tokens):
+        """Ids of `tokens`; KeyError naming the first unknown one."""
+        try:
+            return [self.ids[t] for t in tokens]
+        except KeyError as e:
+            raise KeyError(f"{self.kind} {e.args[0]!r} is not in the vocabulary") from None
+
+
+def mean_cross_entropy(logits, targets, mask=None):
+    """Softmax cross-entropy averaged over the kept positions, and its gradient.
+
+    Returns ``(loss, dlogits)``: the mean loss as a float and ``dL/dlogits`` of that mean.
+    """
+    loss, probs = heads.softmax_cross_entropy(logits, targets, mask)
+    n = float(targets.size if mask is None else mask.sum())
+    dlogits = heads.softmax_cross_entropy_backward(probs, targets, mask)
+    dlogits *= 1.0 / n
+    return float(loss) / n, dlogits

@@ -31,7 +31,7 @@ import numpy as np
 from .. import GRU, heads
 from ..optim import Adam, clip_by_global_norm
 from ._common import (Params, Progress, arg_parser, dense_params, embedding_params, finish,
-                      pad, parse, step_mask)
+                      mean_cross_entropy, pad, parse, step_mask)
 
 __all__ = ["CLASSES", "members", "is_valid", "make_example", "Vocabulary", "Generator",
            "evaluate", "main"]
@@ -152,16 +152,13 @@ class Generator:
         h, _, cache = self.gru.forward(x, lengths=lengths)        # (T, B, H)
         logits = heads.dense_forward(h, self.p["W"], self.p["b"])  # (T, B, V)
         mask = step_mask(lengths, inputs.shape[0])
-        loss, probs = heads.softmax_cross_entropy(logits, targets, mask)
-        n = float(mask.sum())
-        dlogits = heads.softmax_cross_entropy_backward(probs, targets, mask)
-        dlogits *= 1.0 / n
+        loss, dlogits = mean_cross_entropy(logits, targets, mask)
         dh, dW, db = heads.dense_backward(dlogits, h, self.p["W"])
         dx, _, gru_grads = self.gru.backward(dh, cache)
         demb = heads.embedding_backward(dx, inputs, self.V)
         grads = Params.grads("head", {"emb": demb, "W": dW, "b": db})
         grads.update(Params.grads("gru", gru_grads))
-        return float(loss) / n, grads
+        return loss, grads
 
     def sample(self, start_ids, rng, temperature=1.0, max_len=MAX_LEN, end=0):
         """Generate from each start token until the end token (or `max_len` steps).

@@ -24,7 +24,8 @@ import numpy as np
 from .. import LSTM, heads
 from ..optim import Adam, clip_by_global_norm
 from ._common import (Params, Progress, arg_parser, dense_params, embedding_params, finish,
-                      pad, parse)
+                      mean_cross_entropy, pad, parse)
+from ._common import Vocabulary as _Vocabulary
 
 __all__ = ["make_review", "make_dataset", "Vocabulary", "Classifier", "evaluate", "main"]
 
@@ -97,7 +98,7 @@ def make_review(rng):
     return words, int(sum(polarities) > 0), polarities
 
 
-class Vocabulary:
+class Vocabulary(_Vocabulary):
     """Word <-> id; id 0 is the padding."""
 
     def __init__(self):
@@ -106,18 +107,7 @@ class Vocabulary:
                       "love", "enjoy", "hate", "dislike"])
         for s in NEUTRAL:
             words.update(s.split())
-        self.words = ["<pad>"] + sorted(words)
-        self.ids = {w: i for i, w in enumerate(self.words)}
-
-    def __len__(self):
-        return len(self.words)
-
-    def encode(self, words):
-        """Ids of `words`; KeyError naming the first unknown word."""
-        try:
-            return [self.ids[w] for w in words]
-        except KeyError as e:
-            raise KeyError(f"word {e.args[0]!r} is not in the vocabulary") from None
+        super().__init__(words)
 
 
 def make_dataset(n, rng, vocab):
@@ -175,10 +165,7 @@ class Classifier:
     def loss_and_grads(self, ids, lengths, labels):
         """Mean cross-entropy over the batch and the gradient of every parameter."""
         logits, (ids, y, feature, cache) = self.logits(ids, lengths)
-        loss, probs = heads.softmax_cross_entropy(logits, labels)
-        B = ids.shape[1]
-        dlogits = heads.softmax_cross_entropy_backward(probs, labels)
-        dlogits *= 1.0 / B
+        loss, dlogits = mean_cross_entropy(logits, labels)
         dfeature, dW, db = heads.dense_backward(dlogits, feature, self.p["W"])
         dh_n = np.stack([dfeature[:, :self.H], dfeature[:, self.H:]])   # (2, B, H)
         # The loss reads only the final states: no gradient reaches y directly.
@@ -186,7 +173,7 @@ class Classifier:
         demb = heads.embedding_backward(dx, ids, self.V)
         grads = Params.grads("head", {"emb": demb, "W": dW, "b": db})
         grads.update(Params.grads("lstm", lstm_grads))
-        return float(loss) / B, grads
+        return loss, grads
 
     def predict(self, ids, lengths):
         """Labels ``(B,)``."""

@@ -41,7 +41,8 @@ import numpy as np
 from .. import GRU, heads
 from ..optim import Adam, clip_by_global_norm
 from ._common import (Params, Progress, arg_parser, dense_params, embedding_params, finish,
-                      pad, parse)
+                      mean_cross_entropy, pad, parse)
+from ._common import Vocabulary as _Vocabulary
 
 __all__ = ["FORMATS", "format_date", "random_date", "make_pair", "Vocabulary", "Translator",
            "evaluate", "main"]
@@ -96,22 +97,10 @@ def make_pair(rng):
     return format_date(date, fmt), date.isoformat(), date
 
 
-class Vocabulary:
+class Vocabulary(_Vocabulary):
     """Characters <-> ids for one side. Id 0 is the padding (source) or start (target)."""
 
-    def __init__(self, chars, first):
-        self.tokens = [first] + sorted(set(chars))
-        self.ids = {c: i for i, c in enumerate(self.tokens)}
-
-    def __len__(self):
-        return len(self.tokens)
-
-    def encode(self, s):
-        """Ids of the characters of `s`; KeyError naming the first unknown one."""
-        try:
-            return [self.ids[c] for c in s]
-        except KeyError as e:
-            raise KeyError(f"character {e.args[0]!r} is not in the vocabulary") from None
+    kind = "character"
 
     def decode(self, ids):
         return "".join(self.tokens[i] for i in ids)
@@ -176,10 +165,7 @@ class Translator:
         xd = self._decoder_input(dec_in, c)
         h, _, dec_cache = self.dec.forward(xd, state=c[None])          # (T_y, B, 2H)
         logits = heads.dense_forward(h, self.p["W"], self.p["b"])       # (T_y, B, V_out)
-        loss, probs = heads.softmax_cross_entropy(logits, tgt)
-        n = float(tgt.size)
-        dlogits = heads.softmax_cross_entropy_backward(probs, tgt)
-        dlogits *= 1.0 / n
+        loss, dlogits = mean_cross_entropy(logits, tgt)
         dh, dW, db = heads.dense_backward(dlogits, h, self.p["W"])
         dxd, dstate0, dec_grads = self.dec.backward(dh, dec_cache)
         # c reached the decoder twice: as its initial state (gradient dstate0) and in
@@ -195,7 +181,7 @@ class Translator:
             "W": dW, "b": db})
         grads.update(Params.grads("enc", enc_grads))
         grads.update(Params.grads("dec", dec_grads))
-        return float(loss) / n, grads
+        return loss, grads
 
     def greedy(self, src, lengths, steps=OUT_LEN, start=0):
         """Greedy decoding: ``(steps, B)`` ids, each step's most likely character fed

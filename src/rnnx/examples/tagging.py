@@ -24,7 +24,8 @@ import numpy as np
 from .. import GRU, heads
 from ..optim import Adam, clip_by_global_norm
 from ._common import (Params, Progress, arg_parser, dense_params, embedding_params, finish,
-                      pad, parse, step_mask)
+                      mean_cross_entropy, pad, parse, step_mask)
+from ._common import Vocabulary as _Vocabulary
 
 __all__ = ["FIRST", "LAST", "make_sentence", "make_dataset", "Vocabulary", "Tagger",
            "evaluate", "main"]
@@ -108,7 +109,7 @@ def make_sentence(rng):
     return words, tags
 
 
-class Vocabulary:
+class Vocabulary(_Vocabulary):
     """Word <-> id; id 0 is the padding."""
 
     def __init__(self):
@@ -116,19 +117,7 @@ class Vocabulary:
         words.update(FIRST, LAST, TITLES, *WORDS.values())
         for template in TEMPLATES:
             words.update(w for w in template.split() if not w.startswith("{"))
-        words.discard("<pad>")
-        self.words = ["<pad>"] + sorted(words)
-        self.ids = {w: i for i, w in enumerate(self.words)}
-
-    def __len__(self):
-        return len(self.words)
-
-    def encode(self, words):
-        """Ids of `words`; KeyError naming the first unknown word."""
-        try:
-            return [self.ids[w] for w in words]
-        except KeyError as e:
-            raise KeyError(f"word {e.args[0]!r} is not in the vocabulary") from None
+        super().__init__(words)
 
 
 def make_dataset(n, rng, vocab):
@@ -174,16 +163,13 @@ class Tagger:
         """Mean cross-entropy over the valid steps and the gradient of every parameter."""
         logits, (ids, y, cache) = self.logits(ids, lengths)
         mask = step_mask(lengths, ids.shape[0])
-        loss, probs = heads.softmax_cross_entropy(logits, tags, mask)
-        n = float(mask.sum())
-        dlogits = heads.softmax_cross_entropy_backward(probs, tags, mask)
-        dlogits *= 1.0 / n
+        loss, dlogits = mean_cross_entropy(logits, tags, mask)
         dy, dW, db = heads.dense_backward(dlogits, y, self.p["W"])
         dx, _, gru_grads = self.gru.backward(dy, cache)
         demb = heads.embedding_backward(dx, ids, self.V)
         grads = Params.grads("head", {"emb": demb, "W": dW, "b": db})
         grads.update(Params.grads("gru", gru_grads))
-        return float(loss) / n, grads
+        return loss, grads
 
     def predict(self, ids, lengths):
         """Tags ``(T, B)`` (argmax at every step; padded steps are meaningless)."""
