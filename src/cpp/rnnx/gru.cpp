@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/gemm.hpp"
 #include "rnnx/input.hpp"
 #include "rnnx/packed_gemm.hpp"
 #include "rnnx/parallel.hpp"
@@ -219,30 +220,16 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
     }
   }
 
-  // Input and parameter gradients: whole-sequence GEMMs in fixed blocks.
+  // Input and parameter gradients: whole-sequence GEMMs after the loop (gemm.hpp):
+  //   dx = dA_x W_ih,  dW_ih = dA_xᵀ X,  dW_hh = dA_hᵀ H_prev (W_hn: dA_hnᵀ (r * H_prev)
+  //   under reset before),  db_ih = Σ_rows dA_x,  db_hh = Σ_rows dA_h.
   RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
-  const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
-  const Index grad_rows = grad_rows_per_task(H), n_grad = ceil_div(H, grad_rows);
-  parallel_for(n_rows + G * n_grad, [&](Index k) {
-    if (k < n_rows) {
-      const Rows r(k, TB);
-      matmul<false>(MapMat<S>(dx, TB, D).middleRows(r.r0, r.n), dGx.middleRows(r.r0, r.n), Wih);
-      return;
-    }
-    const Index q = (k - n_rows) / n_grad;  // gate q, rows [j0, j0+c) of its block
-    const Block u((k - n_rows) % n_grad, H, grad_rows);
-    const Index c0 = q * H + u.j0;
-    auto dGxu = dGx.middleCols(c0, u.c);
-    auto dGhu = dGh.middleCols(c0, u.c);
-    input_weight_grad(MapMat<S>(dw_ih, GH, D).middleRows(c0, u.c), d, dGxu, X);
-    if (before && q == 2)  // W_hn acts on r * h_{t-1}
-      matmul<false>(MapMat<S>(dw_hh, GH, H).middleRows(c0, u.c), dGhu.transpose(),
-                    MapConstMat<S>(aux, TB, H));
-    else
-      matmul<false>(MapMat<S>(dw_hh, GH, H).middleRows(c0, u.c), dGhu.transpose(), Hprev);
-    column_sums(MapRowVec<S>(db_ih, GH).segment(c0, u.c), dGxu);
-    column_sums(MapRowVec<S>(db_hh, GH).segment(c0, u.c), dGhu);
-  }, worth_parallel(double(TB) * (D + H) * std::min(H, grad_rows)));
+  if (dx) rows_times(TB, dgx, GH, PackedLhs<S>(w_ih, D, GH, D, true), dx, D);
+  input_weight_grad(d, GH, dgx, GH, x, dw_ih);
+  weight_grad(TB, H, direct, h_prev, H, dgh, GH, dw_hh, H);
+  if (before) weight_grad(TB, H, H, aux, H, dgh + 2 * H, GH, dw_hh + 2 * H * H, H);
+  bias_grad(TB, GH, dgx, GH, db_ih);
+  bias_grad(TB, GH, dgh, GH, db_hh);
 }
 
 #define RNNX_INSTANTIATE(S)                                                                   \

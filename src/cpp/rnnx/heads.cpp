@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/gemm.hpp"
 #include "rnnx/parallel.hpp"
 
 namespace rnnx {
@@ -68,49 +69,26 @@ S row_sum(const S* p, Index n) {
 // Dense
 // ---------------------------------------------------------------------------------------
 
-// y = x Wᵀ + b, in blocks of kRowsPerTask rows of x (one GEMM each).
+// y = x Wᵀ + b, in blocks of kRowsPerTask rows of x (gemm.hpp).
 //   x (N,F)  w (O,F)  b (O) or nullptr  ->  y (N,O)
 template <typename S>
 void dense_forward(Index N, Index F, Index O, const S* x, const S* w, const S* b, S* y) {
   RNNX_REQUIRE(N >= 0 && F >= 1 && O >= 1, "dense: need N >= 0, F >= 1, O >= 1");
   if (N == 0) return;
-  MapConstMat<S> X(x, N, F), W(w, O, F);
-  MapMat<S> Y(y, N, O);
-  parallel_for(ceil_div(N, kRowsPerTask), [&](Index k) {
-    const Rows r(k, N);
-    auto Yr = Y.middleRows(r.r0, r.n);
-    matmul<false>(Yr, X.middleRows(r.r0, r.n), W.transpose());
-    if (b) Yr.rowwise() += MapConstRowVec<S>(b, O);
-  }, worth_parallel(double(std::min(N, kRowsPerTask)) * F * O));
+  rows_times(N, x, F, PackedLhs<S>(w, O, F, F, false), y, O, b);
 }
 
-// With y = x Wᵀ + b:
-//   dL/dx = dy W        (N,F)   row blocks of kRowsPerTask
-//   dL/dW = dyᵀ x       (O,F)   blocks of kUnitsPerTask output units, over all N rows
-//   dL/db = Σ_rows dy   (O)     the same blocks, rows summed in order
+// With y = x Wᵀ + b (gemm.hpp):
+//   dL/dx = dy W        (N,F)
+//   dL/dW = dyᵀ x       (O,F)
+//   dL/db = Σ_rows dy   (O)     rows summed in order
 template <typename S>
 void dense_backward(Index N, Index F, Index O, const S* dy, const S* x, const S* w, S* dx,
                     S* dw, S* db) {
   RNNX_REQUIRE(N >= 0 && F >= 1 && O >= 1, "dense: need N >= 0, F >= 1, O >= 1");
-  MapMat<S> dW(dw, O, F);
-  if (N == 0) {  // no rows: nothing flows into the parameters
-    dW.setZero();
-    if (db) MapRowVec<S>(db, O).setZero();
-    return;
-  }
-  MapConstMat<S> dY(dy, N, O), X(x, N, F), W(w, O, F);
-  const Index n_rows = dx ? ceil_div(N, kRowsPerTask) : 0, n_units = ceil_div(O, kUnitsPerTask);
-  parallel_for(n_rows + n_units, [&](Index k) {
-    if (k < n_rows) {
-      const Rows r(k, N);
-      matmul<false>(MapMat<S>(dx, N, F).middleRows(r.r0, r.n), dY.middleRows(r.r0, r.n), W);
-      return;
-    }
-    const Units u(k - n_rows, O);
-    auto dYu = dY.middleCols(u.j0, u.c);
-    matmul<false>(dW.middleRows(u.j0, u.c), dYu.transpose(), X);
-    if (db) column_sums(MapRowVec<S>(db, O).segment(u.j0, u.c), dYu);
-  }, worth_parallel(double(N) * F * std::min(O, kUnitsPerTask)));
+  if (dx && N > 0) rows_times(N, dy, O, PackedLhs<S>(w, F, O, F, true), dx, F);
+  weight_grad(N, F, O, x, F, dy, O, dw, F);
+  if (db) bias_grad(N, O, dy, O, db);
 }
 
 // ---------------------------------------------------------------------------------------

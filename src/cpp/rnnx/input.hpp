@@ -8,6 +8,7 @@
 #pragma once
 
 #include "rnnx/common.hpp"
+#include "rnnx/gemm.hpp"
 #include "rnnx/packed_gemm.hpp"
 
 namespace rnnx {
@@ -46,16 +47,27 @@ void project_input(Out&& out, const SeqDims& d, const S* x, const InputWeights<S
     out.row(i) = MapConstRowVec<S>(w.wt.data() + d.ids[r0 + i] * GH, GH);
 }
 
-// dw (c x D, rows [j0, j0+c) of dW_ih) = dAuᵀ X, with dAu (T*B x c) the matching columns
-// of the pre-activation gradients; for index input a scatter-add into dw's columns.
-template <typename Dw, typename DA, typename S>
-void input_weight_grad(Dw&& dw, const SeqDims& d, const DA& dAu, const MapConstMat<S>& X) {
+// dW_ih (N x D, row-major) = dAᵀ X over the T*B rows, with dA (T*B x N, ld ldda) the
+// pre-activation gradients; for index input a scatter-add into dW_ih's columns, the rows
+// in order, in blocks of gate rows.
+template <typename S>
+void input_weight_grad(const SeqDims& d, Index N, const S* da, Index ldda, const S* x, S* dw) {
+  const Index TB = d.T * d.B, D = d.D;
   if (!d.ids) {
-    matmul<false>(dw, dAu.transpose(), X);
+    weight_grad(TB, D, N, x, D, da, ldda, dw, D);
     return;
   }
-  dw.setZero();
-  for (Index r = 0; r < dAu.rows(); ++r) dw.col(d.ids[r]) += dAu.row(r).transpose();
+  const Index rows = grad_rows_per_task(N);
+  parallel_for(ceil_div(N, rows), [&](Index k) {
+    const Block u(k, N, rows);
+    S* dwu = dw + u.j0 * D;
+    std::fill_n(dwu, u.c * D, S(0));
+    for (Index r = 0; r < TB; ++r) {
+      const S* dar = da + r * ldda + u.j0;
+      S* col = dwu + d.ids[r];
+      for (Index j = 0; j < u.c; ++j) col[j * D] += dar[j];
+    }
+  }, worth_parallel(double(TB) * std::min(N, rows)));
 }
 
 }  // namespace rnnx

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/gemm.hpp"
 #include "rnnx/input.hpp"
 #include "rnnx/packed_gemm.hpp"
 #include "rnnx/parallel.hpp"
@@ -213,23 +214,13 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
     }, par);
   }
 
-  // Input and parameter gradients: whole-sequence GEMMs after the loop, in fixed blocks
-  // of rows (dx) and of gate rows (dW_ih, dW_hh, db).
+  // Input and parameter gradients: whole-sequence GEMMs after the loop (gemm.hpp):
+  //   dx = dG W_ih,  dW_ih = dGᵀ X,  dW_hh = dGᵀ H_prev,  db = Σ_rows dG.
   RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
-  const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
-  const Index grad_rows = grad_rows_per_task(4 * H), n_gate_rows = ceil_div(4 * H, grad_rows);
-  parallel_for(n_rows + n_gate_rows, [&](Index k) {
-    if (k < n_rows) {
-      const Rows r(k, TB);
-      matmul<false>(MapMat<S>(dx, TB, D).middleRows(r.r0, r.n), dG.middleRows(r.r0, r.n), Wih);
-      return;
-    }
-    const Block u(k - n_rows, 4 * H, grad_rows);
-    auto dGu = dG.middleCols(u.j0, u.c);
-    input_weight_grad(MapMat<S>(dw_ih, 4 * H, D).middleRows(u.j0, u.c), d, dGu, X);
-    matmul<false>(MapMat<S>(dw_hh, 4 * H, H).middleRows(u.j0, u.c), dGu.transpose(), Hprev);
-    if (db) column_sums(MapRowVec<S>(db, 4 * H).segment(u.j0, u.c), dGu);
-  }, worth_parallel(double(TB) * (D + H) * std::min(4 * H, grad_rows)));
+  if (dx) rows_times(TB, dG.data(), 4 * H, PackedLhs<S>(w_ih, D, 4 * H, D, true), dx, D);
+  input_weight_grad(d, 4 * H, dG.data(), 4 * H, x, dw_ih);
+  weight_grad(TB, H, 4 * H, Hprev.data(), H, dG.data(), 4 * H, dw_hh, H);
+  if (db) bias_grad(TB, 4 * H, dG.data(), 4 * H, db);
 }
 
 #define RNNX_INSTANTIATE(S)                                                                  \

@@ -46,11 +46,13 @@ struct MicroKernel {
 #endif
 
   // a: MR*kc packed values (k-major); B(k, j) = b[j*ldb + k] read in place (rows of
-  // h_{t-1}: NR_ streams along k, no packing); C(i, j) at c[j*ldc + i] for i < m
+  // h_{t-1}: NR_ streams along k, no packing), or with BKMajor B(k, j) = b[k*ldb + j]
+  // (a packed panel, one row of NR values per k); C(i, j) at c[j*ldc + i] for i < m
   // (m <= MR), j < NR_.
-  template <int NR_>
+  template <int NR_, bool BKMajor = false>
   static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m) {
     using namespace Eigen::internal;
+    const auto bkj = [&](Index k, int j) { return BKMajor ? b[k * ldb + j] : b[j * ldb + k]; };
     Packet acc0[NR_], acc1[NR_];
     RNNX_UNROLL
     for (int j = 0; j < NR_; ++j) acc0[j] = acc1[j] = pset1<Packet>(S(0));
@@ -67,7 +69,7 @@ struct MicroKernel {
       for (; k + 4 <= kc; k += 4) {
         RNNX_UNROLL
         for (int j = 0; j < NR_; ++j) {
-          const Packet b0 = pset1<Packet>(b[j * ldb + k]);
+          const Packet b0 = pset1<Packet>(bkj(k, j));
           acc0[j] = pmadd(pload<Packet>(a + k * MR), b0, acc0[j]);
           acc1[j] = pmadd(pload<Packet>(a + k * MR + kLanes), b0, acc1[j]);
         }
@@ -76,7 +78,7 @@ struct MicroKernel {
           RNNX_UNROLL
           for (int j = 0; j < NR_; ++j) {
             const Index kk = k + 1 + s;
-            const Packet bs = pset1<Packet>(b[j * ldb + kk]);
+            const Packet bs = pset1<Packet>(bkj(kk, j));
             p0[s][j] = pmadd(pload<Packet>(a + kk * MR), bs, p0[s][j]);
             p1[s][j] = pmadd(pload<Packet>(a + kk * MR + kLanes), bs, p1[s][j]);
           }
@@ -91,7 +93,7 @@ struct MicroKernel {
       const Packet a0 = pload<Packet>(a + k * MR), a1 = pload<Packet>(a + k * MR + kLanes);
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
-        const Packet bj = pset1<Packet>(b[j * ldb + k]);
+        const Packet bj = pset1<Packet>(bkj(k, j));
         acc0[j] = pmadd(a0, bj, acc0[j]);
         acc1[j] = pmadd(a1, bj, acc1[j]);
       }
@@ -115,12 +117,12 @@ struct MicroKernel {
     }
   }
 
-  template <int NR_ = NR>
+  template <bool BKMajor = false, int NR_ = NR>
   static void dispatch(int n, const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc,
                        Index m) {
     if constexpr (NR_ >= 1) {
-      if (n == NR_) return run<NR_>(a, b, ldb, kc, c, ldc, m);
-      dispatch<NR_ - 1>(n, a, b, ldb, kc, c, ldc, m);
+      if (n == NR_) return run<NR_, BKMajor>(a, b, ldb, kc, c, ldc, m);
+      dispatch<BKMajor, NR_ - 1>(n, a, b, ldb, kc, c, ldc, m);
     }
   }
 };

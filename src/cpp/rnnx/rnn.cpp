@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/gemm.hpp"
 #include "rnnx/input.hpp"
 #include "rnnx/packed_gemm.hpp"
 #include "rnnx/parallel.hpp"
@@ -140,24 +141,13 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
     }, par);
   }
 
-  // Input and parameter gradients: whole-sequence GEMMs after the loop, in fixed blocks:
-  //   dx = dZ W_ih (row blocks), dW_ih = dZᵀ X and dW_hh = dZᵀ H_prev (blocks of units),
-  //   db = Σ_rows dZ.
+  // Input and parameter gradients: whole-sequence GEMMs after the loop (gemm.hpp):
+  //   dx = dZ W_ih,  dW_ih = dZᵀ X,  dW_hh = dZᵀ H_prev,  db = Σ_rows dZ.
   RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
-  const Index n_rows = dx ? ceil_div(TB, kRowsPerTask) : 0;
-  const Index grad_rows = grad_rows_per_task(H), n_grad = ceil_div(H, grad_rows);
-  parallel_for(n_rows + n_grad, [&](Index k) {
-    if (k < n_rows) {
-      const Rows r(k, TB);
-      matmul<false>(MapMat<S>(dx, TB, D).middleRows(r.r0, r.n), dZ.middleRows(r.r0, r.n), Wih);
-      return;
-    }
-    const Block u(k - n_rows, H, grad_rows);
-    auto dZu = dZ.middleCols(u.j0, u.c);
-    input_weight_grad(MapMat<S>(dw_ih, H, D).middleRows(u.j0, u.c), d, dZu, X);
-    matmul<false>(MapMat<S>(dw_hh, H, H).middleRows(u.j0, u.c), dZu.transpose(), Hprev);
-    if (db) column_sums(MapRowVec<S>(db, H).segment(u.j0, u.c), dZu);
-  }, worth_parallel(double(TB) * (D + H) * std::min(H, grad_rows)));
+  if (dx) rows_times(TB, dz, H, PackedLhs<S>(w_ih, D, H, D, true), dx, D);
+  input_weight_grad(d, H, dz, H, x, dw_ih);
+  weight_grad(TB, H, H, h_prev, H, dz, H, dw_hh, H);
+  if (db) bias_grad(TB, H, dz, H, db);
 }
 
 #define RNNX_INSTANTIATE(S)                                                                    \

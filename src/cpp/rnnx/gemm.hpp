@@ -1,0 +1,137 @@
+// The whole-sequence products around the time loop, on rnnx's micro-kernel
+// (packed_gemm.hpp; Eigen's product on portable builds):
+//
+//   weight_grad:  C = dAᵀ X over all T*B rows   the weight gradients dW_ih, dW_hh, dW_head
+//   rows_times:   Y = A op(W) in row blocks     dx = dA W_ih, dy = dlogits W, logits = y Wᵀ
+//
+// Every entry of a result is summed over the depth in order, in depth blocks of
+// PackedLhs::kDepth, block after block: it depends on the sizes alone, never on the
+// number of threads or on how the work is split (bit-identical for any thread count).
+#pragma once
+
+#include <algorithm>
+
+#include "rnnx/common.hpp"
+#include "rnnx/packed_gemm.hpp"
+#include "rnnx/parallel.hpp"
+
+namespace rnnx {
+
+// C (N x M, row-major, leading dimension ldc) = dAᵀ X summed over R rows:
+//   C[j, i] = Σ_r dA[r, j] X[r, i],   X (R x M, ld ldx),  dA (R x N, ld ldda).
+// With R = 0, C = 0.
+//
+// FMA builds: per depth block of rows, X's block is packed once into panels of MR columns
+// (shared by all tasks) and each task packs its NC columns of dA into panels of NR;
+// both packings are row-by-row copies (no transposition), because the micro-kernel takes
+// its right operand k-major. A panel of dA (kc x NR, 12 KB in float) stays in L1 while
+// it meets every panel of X's block, which streams from L2 (measured a little faster than
+// the other order, 138-146 against 134-137 GFLOP/s at R = 6400, M = N = 1024, float).
+template <typename S>
+void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, Index ldda,
+                 S* c, Index ldc) {
+  if (M <= 0 || N <= 0) return;
+#if defined(__FMA__)
+  using Kernel = MicroKernel<S>;
+  constexpr Index MR = Kernel::MR, NR = Kernel::NR, KC = PackedLhs<S>::kDepth, NC = 24 * NR;
+  const Index n_tasks = ceil_div(N, NC);
+  if (R <= 0) {
+    for (Index j = 0; j < N; ++j) std::fill_n(c + j * ldc, M, S(0));
+    return;
+  }
+  const Index n_panels = ceil_div(M, MR), kc_max = std::min(KC, R);
+  const Index nc_max = std::min(NC, ceil_div(N, NR) * NR);
+  AlignedVec<S> apack(size_t(n_panels * MR * kc_max));
+  AlignedVec<S> bpack(size_t(n_tasks * nc_max * kc_max));
+  const bool par = worth_parallel(double(kc_max) * M * std::min(N, NC));
+  constexpr Index kPanelsPerPackTask = 8;
+  for (Index r0 = 0; r0 < R; r0 += KC) {
+    const Index kc = std::min(KC, R - r0);
+    // X's rows [r0, r0+kc): panel p holds columns [p*MR, p*MR+MR): ap[k*MR + i].
+    parallel_for(ceil_div(n_panels, kPanelsPerPackTask), [&](Index t) {
+      const Index p1 = std::min(n_panels, (t + 1) * kPanelsPerPackTask);
+      for (Index p = t * kPanelsPerPackTask; p < p1; ++p) {
+        S* ap = apack.data() + p * MR * kc;
+        const Index i0 = p * MR, m = std::min(MR, M - i0);
+        for (Index k = 0; k < kc; ++k) {
+          std::copy_n(x + (r0 + k) * ldx + i0, m, ap + k * MR);
+          std::fill(ap + k * MR + m, ap + (k + 1) * MR, S(0));
+        }
+      }
+    }, par);
+    parallel_for(n_tasks, [&](Index t) {
+      const Index j0 = t * NC, nc = std::min(NC, N - j0);
+      // dA's rows [r0, r0+kc), columns [j0, j0+nc): panel q holds NR columns, bp[k*NR + j]
+      // (columns past nc are never read: the kernel is told how many there are).
+      S* bp = bpack.data() + t * nc_max * kc_max;
+      for (Index q = 0; q * NR < nc; ++q) {
+        const Index n = std::min(NR, nc - q * NR);
+        const S* src = da + r0 * ldda + j0 + q * NR;
+        S* dst = bp + q * NR * kc;
+        for (Index k = 0; k < kc; ++k) std::copy_n(src + k * ldda, n, dst + k * NR);
+      }
+      if (r0 == 0)
+        for (Index j = 0; j < nc; ++j) std::fill_n(c + (j0 + j) * ldc, M, S(0));
+      for (Index q = 0; q * NR < nc; ++q)
+        for (Index p = 0; p < n_panels; ++p)
+          Kernel::template dispatch<true>(int(std::min(NR, nc - q * NR)),
+                                          apack.data() + p * MR * kc, bp + q * NR * kc, NR, kc,
+                                          c + (j0 + q * NR) * ldc + p * MR, ldc,
+                                          std::min(MR, M - p * MR));
+    }, par);
+  }
+#else
+  using Stride = Eigen::OuterStride<>;
+  constexpr Index NC = 256;
+  const Eigen::Map<const RowMat<S>, 0, Stride> X(x, R, M, Stride(ldx)), dA(da, R, N, Stride(ldda));
+  Eigen::Map<RowMat<S>, 0, Stride> C(c, N, M, Stride(ldc));
+  parallel_for(ceil_div(N, NC), [&](Index t) {
+    const Index j0 = t * NC, nc = std::min(NC, N - j0);
+    if (R <= 0)
+      C.middleRows(j0, nc).setZero();
+    else
+      matmul<false>(C.middleRows(j0, nc), dA.middleCols(j0, nc).transpose(), X);
+  }, worth_parallel(double(R) * M * std::min(N, NC)));
+#endif
+}
+
+// Y (R x M, row-major, ld ldy) = A (R x K, ld lda) times w, packed once per call:
+//   w = PackedLhs(W, M, K, ldw, true)   for Y = A W  (W is K x M), e.g. dx = dA W_ih;
+//   w = PackedLhs(W, M, K, ldw, false)  for Y = A Wᵀ (W is M x K), e.g. logits = y Wᵀ.
+// With bias (M values), every row of Y starts from it instead of zero: Y = bias + A op(W).
+// In blocks of kRowsPerTask rows of A; each block's rows are the columns of one product.
+template <typename S>
+void rows_times(Index R, const S* a, Index lda, const PackedLhs<S>& w, S* y, Index ldy,
+                const S* bias = nullptr) {
+  const Index M = w.rows(), K = w.depth();
+  if (R <= 0 || M <= 0) return;
+  const Index n_blocks = ceil_div(R, kRowsPerTask);
+  const Index work = PackedLhs<S>::work_size(K, std::min(R, kRowsPerTask));
+  AlignedVec<S> scratch(size_t(n_blocks * work));
+  parallel_for(n_blocks, [&](Index k) {
+    const Rows r(k, R);
+    for (Index i = 0; i < r.n; ++i) {
+      S* yi = y + (r.r0 + i) * ldy;
+      if (bias)
+        std::copy_n(bias, M, yi);
+      else
+        std::fill_n(yi, M, S(0));
+    }
+    w.multiply_add(a + r.r0 * lda, r.n, lda, y + r.r0 * ldy, ldy, scratch.data() + k * work);
+  }, worth_parallel(double(std::min(R, kRowsPerTask)) * M * K));
+}
+
+// db (N) = Σ_r dA[r, :] over R rows (dA: ld ldda), the rows added in order, in blocks of
+// columns.
+template <typename S>
+void bias_grad(Index R, Index N, const S* da, Index ldda, S* db) {
+  constexpr Index kCols = 256;
+  parallel_for(ceil_div(N, kCols), [&](Index k) {
+    const Block u(k, N, kCols);
+    auto acc = MapRowVec<S>(db + u.j0, u.c);
+    acc.setZero();
+    for (Index r = 0; r < R; ++r) acc += MapConstRowVec<S>(da + r * ldda + u.j0, u.c);
+  }, worth_parallel(double(R) * std::min(N, kCols)));
+}
+
+}  // namespace rnnx
