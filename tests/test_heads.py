@@ -87,6 +87,36 @@ def test_dense_matches_reference(dt, lead, bias):
             close(g, r, dtype, name)
 
 
+@pytest.mark.parametrize("outputs", [289, 290, 295, 300, 301])
+@pytest.mark.parametrize("dt", list(DTYPES))
+def test_dense_at_sizes_that_end_every_block_part_way(dt, outputs):
+    # 700 rows: depth blocks of 256, 256 and 188 in the weight gradient; 45 features:
+    # row panels of the micro-kernel that end part-way (32 or 16 rows); 289..301 outputs:
+    # a second block of columns past the first 288, ending in a panel of 1, 2, 7, 12 or
+    # 13 columns (1 and 2 take the split-depth path). Checked against float64 products.
+    dtype, rng = DTYPES[dt], np.random.default_rng(outputs)
+    x, w = rand(rng, (700, 45), dtype), rand(rng, (outputs, 45), dtype)
+    b, dy = rand(rng, (outputs,), dtype), rand(rng, (700, outputs), dtype)
+    x64, w64, dy64 = (a.astype(np.float64) for a in (x, w, dy))
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-3)
+    y = heads.dense_forward(x, w, b)
+    np.testing.assert_allclose(y, x64 @ w64.T + b, **tol, err_msg="y")
+    dx, dw, db = heads.dense_backward(dy, x, w, True)
+    np.testing.assert_allclose(dx, dy64 @ w64, **tol, err_msg="dx")
+    np.testing.assert_allclose(dw, dy64.T @ x64, **tol, err_msg="dweight")
+    np.testing.assert_allclose(db, dy64.sum(axis=0), **tol, err_msg="dbias")
+    threads = rnnx.get_num_threads()
+    try:  # the same bits on one thread as on three
+        rnnx.set_num_threads(1)
+        serial = heads.dense_backward(dy, x, w, True)
+        rnnx.set_num_threads(3)
+        for name, g, s in zip(["dx", "dweight", "dbias"], heads.dense_backward(dy, x, w, True),
+                              serial):
+            np.testing.assert_array_equal(g, s, err_msg=name)
+    finally:
+        rnnx.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("int_dt", list(INT_DTYPES))
 @pytest.mark.parametrize("lead", ["TB", "B", "scalar", "empty"])
 @pytest.mark.parametrize("dt", list(DTYPES))
