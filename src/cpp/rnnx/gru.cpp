@@ -37,72 +37,80 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
     }
   }, worth_parallel(double(TB) * D * GH / double(n_rows)));
 
-  // Each task packs its rows of W_hh once per call: those of the gates computed from
-  // h_{t-1} directly (all G, or r and z under reset before) into one block, so one product
-  // per step gives them all, and under reset before W_hn's rows (they act on r * h_{t-1}).
-  const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
+  // Each task packs its rows of W_hh once per call, one block per gate. A step adds
+  // h_{t-1} W_hqᵀ straight into the task's columns of the step's gates (on top of the
+  // input projection) for every gate computed from h_{t-1} directly: all of them for the
+  // simplified GRU, r and z otherwise. Under reset_after, h_{t-1} W_hnᵀ + b_hn goes to aux;
+  // under reset before, (r * h_{t-1}) W_hnᵀ is added in a second pass, once every unit's
+  // r * h_{t-1} is known. The element-wise work runs row by row on contiguous runs of units.
+  const Index n_units = ceil_div(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * GH * H);
-  const Index n_direct = before ? 2 : G;
-  std::vector<PackedLhs<S>> w_direct(static_cast<size_t>(n_units));
-  std::vector<PackedLhs<S>> w_n(static_cast<size_t>(before ? n_units : 0));
+  const bool after = v.reset_after && !v.simplified;
+  const Index n_direct = v.simplified ? G : 2, n_sigmoid = v.simplified ? 1 : 2;
+  std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(G * n_units));
   parallel_for(n_units, [&](Index k) {
-    const Units u(k, H);
-    w_direct[size_t(k)] = pack_gate_rows(w_hh, H, 0, n_direct, u);
-    if (before) w_n[size_t(k)] = pack_gate_rows(w_hh, H, 2, 3, u);
+    for (Index q = 0; q < G; ++q)
+      w_tasks[size_t(G * k + q)] = pack_gate_rows(w_hh, H, q, q + 1, Units(k, H));
   }, par);
-  const Index work = PackedLhs<S>::work_size(H, B), per_task = pad16(G * B * cmax) + work;
-  AlignedVec<S> scratch(size_t(n_units * per_task));
+  const Index work = PackedLhs<S>::work_size(H, B);
+  AlignedVec<S> scratch(size_t(n_units * work));
   for (Index t = 0; t < T; ++t) {
-    auto hprev = Hall.middleRows(t * B, B);
-    // Gate q of the task's units: pre-activations in, activations out.
-    auto gate = [&](Index q, const Units& u) { return Gs.block(t * B, q * H + u.j0, B, u.c); };
-    auto update = [&](const Units& u) {  // h_t = (1 - z) * n + z * h_{t-1}
-      auto z = gate(qz, u).array();
-      auto ht = Hall.block((t + 1) * B, u.j0, B, u.c);
-      ht.array() = (S(1) - z) * gate(qn, u).array() + z * hprev.middleCols(u.j0, u.c).array();
-      if (len.any(t))  // padded examples keep their state
-        for (Index b = 0; b < B; ++b)
-          if (len.padded(t, b)) ht.row(b) = hprev.block(b, u.j0, 1, u.c);
+    S* gt = gates + t * B * GH;  // the step's gates (B x GH)
+    const S* hp = h_all + t * B * H;
+    S* at = v.simplified ? nullptr : aux + t * B * H;
+    auto update = [&](const Units& u, Index b) {  // h_t = (1 - z) * n + z * h_{t-1}
+      S* ht = h_all + ((t + 1) * B + b) * H + u.j0;
+      const S* hb = hp + b * H + u.j0;
+      if (len.padded(t, b)) {  // padded examples keep their state
+        std::copy_n(hb, u.c, ht);
+        return;
+      }
+      const auto z = MapConstArr<S>(gt + b * GH + qz * H + u.j0, u.c);
+      MapArr<S>(ht, u.c) = (S(1) - z) * MapConstArr<S>(gt + b * GH + qn * H + u.j0, u.c) +
+                           z * MapConstArr<S>(hb, u.c);
     };
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
-      S* sc = scratch.data() + k * per_task;
-      MapMat<S> prod(sc, B, n_direct * u.c);  // h_{t-1} W_hqᵀ of the task's units, gate q
-      prod.setZero();
-      w_direct[size_t(k)].multiply_add(h_all + t * B * H, B, H, sc, n_direct * u.c,
-                                       sc + pad16(G * B * cmax));
-      auto rec = [&](Index q) { return prod.middleCols(q * u.c, u.c); };
-      for (Index q = 0; q < (v.simplified ? 1 : 2); ++q) {  // the sigmoid gates: z, or r and z
-        auto g = gate(q, u);
-        g += rec(q);
-        apply_block(Sigmoid(), g, g);
+      S* wk = scratch.data() + k * work;
+      for (Index q = 0; q < n_direct; ++q)
+        w_tasks[size_t(G * k + q)].multiply_add(hp, B, H, gt + q * H + u.j0, GH, wk);
+      if (after) {  // aux = h_{t-1} W_hnᵀ + b_hn
+        for (Index b = 0; b < B; ++b) {
+          S* ab = at + b * H + u.j0;
+          if (b_hh)
+            std::copy_n(b_hh + 2 * H + u.j0, u.c, ab);
+          else
+            std::fill_n(ab, u.c, S(0));
+        }
+        w_tasks[size_t(G * k + 2)].multiply_add(hp, B, H, at + u.j0, H, wk);
       }
-      if (v.simplified) {
-        auto n = gate(qn, u);
-        n += rec(qn);
-        apply_block(Tanh(), n, n);
-        update(u);
-      } else if (v.reset_after) {
-        auto ghn = rec(2);  // h_{t-1} W_hnᵀ + b_hn
-        if (b_hh) ghn.rowwise() += MapConstRowVec<S>(b_hh + 2 * H + u.j0, u.c);
-        MapMat<S>(aux, TB, H).block(t * B, u.j0, B, u.c) = ghn;
-        auto n = gate(2, u);
-        n.array() += gate(0, u).array() * ghn.array();
-        apply_block(Tanh(), n, n);
-        update(u);
-      } else {  // reset before: r * h_{t-1} of every unit is needed before any n
-        MapMat<S>(aux, TB, H).block(t * B, u.j0, B, u.c).array() =
-            gate(0, u).array() * hprev.middleCols(u.j0, u.c).array();
+      for (Index b = 0; b < B; ++b) {
+        S* g0 = gt + b * GH + u.j0;  // gate q of this row's units at g0 + q*H
+        for (Index q = 0; q < n_sigmoid; ++q) apply(Sigmoid(), g0 + q * H, g0 + q * H, u.c);
+        if (v.simplified) {
+          apply(Tanh(), g0 + qn * H, g0 + qn * H, u.c);
+          update(u, b);
+        } else if (after) {  // n = tanh(· + r * (h_{t-1} W_hnᵀ + b_hn))
+          MapArr<S>(g0 + 2 * H, u.c) +=
+              MapConstArr<S>(g0, u.c) * MapConstArr<S>(at + b * H + u.j0, u.c);
+          apply(Tanh(), g0 + 2 * H, g0 + 2 * H, u.c);
+          update(u, b);
+        } else {  // reset before: aux = r * h_{t-1}
+          MapArr<S>(at + b * H + u.j0, u.c) =
+              MapConstArr<S>(g0, u.c) * MapConstArr<S>(hp + b * H + u.j0, u.c);
+        }
       }
     }, par);
     if (before) {
       parallel_for(n_units, [&](Index k) {
-        const Units u(k, H);
-        auto n = gate(2, u);  // += (r * h_{t-1}) W_hnᵀ
-        w_n[size_t(k)].multiply_add(aux + t * B * H, B, H, gates + t * B * GH + 2 * H + u.j0, GH,
-                                    scratch.data() + k * per_task + pad16(G * B * cmax));
-        apply_block(Tanh(), n, n);
-        update(u);
+        const Units u(k, H);  // n += (r * h_{t-1}) W_hnᵀ
+        w_tasks[size_t(G * k + 2)].multiply_add(at, B, H, gt + 2 * H + u.j0, GH,
+                                                scratch.data() + k * work);
+        for (Index b = 0; b < B; ++b) {
+          S* n = gt + b * GH + 2 * H + u.j0;
+          apply(Tanh(), n, n, u.c);
+          update(u, b);
+        }
       }, par);
     }
   }

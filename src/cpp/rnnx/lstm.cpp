@@ -33,57 +33,53 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
   }, worth_parallel(double(TB) * D * 4 * H / double(n_rows)));
 
   // The time loop: a task owns hidden units [j0, j0+c), i.e. those rows of each gate's
-  // block of W_hh, and computes their four gates, cell and hidden state. The task's rows
-  // of W_hh are packed once per call into one (4c x H) block (by the thread that will use
-  // them, so they stay in its core's cache), so that a step is one GEMM per task (the
-  // shared h_{t-1} is packed once, not once per gate). The gates then go through a
-  // contiguous scratch (4 blocks of B x c) so that the activations run at full SIMD width
-  // even when c is smaller than a vector.
-  const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
+  // block of W_hh, packed once per call (by the thread that will use them, so they stay
+  // in its core's cache), one block per gate. A step adds h_{t-1} W_hhᵀ straight into the
+  // task's columns of the step's gates (on top of the input projection), then activates
+  // them and computes c_t and h_t row by row, each row's units in one contiguous run.
+  const Index n_units = ceil_div(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * 4 * H * H);
-  std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(n_units));
+  std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(4 * n_units));
   parallel_for(n_units, [&](Index k) {
-    w_tasks[size_t(k)] = pack_gate_rows(w_hh, H, 0, 4, Units(k, H));
+    for (Index q = 0; q < 4; ++q)
+      w_tasks[size_t(4 * k + q)] = pack_gate_rows(w_hh, H, q, q + 1, Units(k, H));
   }, par);
   const Index work = PackedLhs<S>::work_size(H, B);
-  const Index gate_blocks = pad16(8 * B * cmax), per_task = gate_blocks + work;
-  AlignedVec<S> scratch(size_t(n_units * per_task));
+  AlignedVec<S> scratch(size_t(n_units * work));
   for (Index t = 0; t < T; ++t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
-      const Index n = B * u.c;
-      S* sc = scratch.data() + k * per_task;  // 4 gate blocks, the product, work
-      MapMat<S> prod(sc + 4 * n, B, 4 * u.c);
-      prod.setZero();
-      w_tasks[size_t(k)].multiply_add(h_all + t * B * H, B, H, prod.data(), 4 * u.c,
-                                      sc + gate_blocks);
-      for (Index q = 0; q < 4; ++q)  // gate q: columns q*H + [j0, j0+c) of the step's gates
-        MapMat<S>(sc + q * n, B, u.c) =
-            G.block(t * B, q * H + u.j0, B, u.c) + prod.middleCols(q * u.c, u.c);
-      auto gate = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
-      auto cprev = Call.block(t * B, u.j0, B, u.c).array();
-      auto peep = [&](Index q) { return MapConstRowVec<S>(peephole + q * H + u.j0, u.c).array(); };
-      if (peephole) {  // i and f look at c_{t-1}
-        gate(0) += cprev.rowwise() * peep(0);
-        gate(1) += cprev.rowwise() * peep(1);
-      }
-      apply(Sigmoid(), sc, sc, 2 * n);  // i, f
-      apply(Tanh(), sc + 2 * n, sc + 2 * n, n);  // g
-      auto ct = Call.block((t + 1) * B, u.j0, B, u.c);
-      auto ht = Hall.block((t + 1) * B, u.j0, B, u.c);
-      ct.array() = gate(1) * cprev + gate(0) * gate(2);  // c_t = f*c_{t-1} + i*g
-      if (peephole) gate(3) += ct.array().rowwise() * peep(2);  // o looks at c_t
-      apply(Sigmoid(), sc + 3 * n, sc + 3 * n, n);  // o
+      const Index cu = u.c;
+      S* gt = gates + t * B * 4 * H;  // the step's gates (B x 4H): i, f, g, o blocks of H
       for (Index q = 0; q < 4; ++q)
-        G.block(t * B, q * H + u.j0, B, u.c) = MapMat<S>(sc + q * n, B, u.c);
-      apply_block(Tanh(), ct, ht);  // h_t = o*tanh(c_t)
-      ht.array() *= gate(3);
-      if (len.any(t))  // padded examples keep their state
-        for (Index b = 0; b < B; ++b)
-          if (len.padded(t, b)) {
-            ct.row(b) = Call.block(t * B + b, u.j0, 1, u.c);
-            ht.row(b) = Hall.block(t * B + b, u.j0, 1, u.c);
-          }
+        w_tasks[size_t(4 * k + q)].multiply_add(h_all + t * B * H, B, H, gt + q * H + u.j0,
+                                                4 * H, scratch.data() + k * work);
+      for (Index b = 0; b < B; ++b) {
+        S* g0 = gt + b * 4 * H + u.j0;  // gate q of this row's units at g0 + q*H
+        auto gate = [&](Index q) { return MapArr<S>(g0 + q * H, cu); };
+        const S* cp_ = c_all + (t * B + b) * H + u.j0;
+        S* ct_ = c_all + ((t + 1) * B + b) * H + u.j0;
+        S* ht_ = h_all + ((t + 1) * B + b) * H + u.j0;
+        const auto cprev = MapConstArr<S>(cp_, cu);
+        auto peep = [&](Index q) { return MapConstArr<S>(peephole + q * H + u.j0, cu); };
+        if (peephole) {  // i and f look at c_{t-1}
+          gate(0) += cprev * peep(0);
+          gate(1) += cprev * peep(1);
+        }
+        apply(Sigmoid(), g0, g0, cu);  // i
+        apply(Sigmoid(), g0 + H, g0 + H, cu);  // f
+        apply(Tanh(), g0 + 2 * H, g0 + 2 * H, cu);  // g
+        auto ct = MapArr<S>(ct_, cu);
+        ct = gate(1) * cprev + gate(0) * gate(2);  // c_t = f*c_{t-1} + i*g
+        if (peephole) gate(3) += ct * peep(2);  // o looks at c_t
+        apply(Sigmoid(), g0 + 3 * H, g0 + 3 * H, cu);  // o
+        apply(Tanh(), ct_, ht_, cu);  // h_t = o*tanh(c_t)
+        MapArr<S>(ht_, cu) *= gate(3);
+        if (len.padded(t, b)) {  // padded examples keep their state
+          std::copy_n(cp_, cu, ct_);
+          std::copy_n(h_all + (t * B + b) * H + u.j0, cu, ht_);
+        }
+      }
     }, par);
   }
 }
@@ -106,13 +102,13 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   // then the gate gradients of its units.
   if (dh_n) dH = MapConstMat<S>(dh_n, B, H); else dH.setZero();
   if (dc_n) dC = MapConstMat<S>(dc_n, B, H); else dC.setZero();
-  const Index n_units = ceil_div(H, kUnitsPerTask);
+  const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * 4 * H * H);
   if (peephole) MapRowVec<S>(dpeephole, 3 * H).setZero();
-  // Per task: gates, their gradients, tanh(c) (blocks 0-8), then for variable lengths a
-  // product (9) and the carries kept for padded examples (10, 11); blocks of B x c.
+  // Per task: the work space, tanh(c_t) of one row, and for variable lengths a (B x cu)
+  // product.
   const Index work = PackedLhs<S>::work_size(4 * H, B);
-  const Index per_task = pad16(12 * B * std::min(H, kUnitsPerTask)) + work;
+  const Index per_task = work + pad16(cmax) + pad16(B * cmax);
   AlignedVec<S> scratch(size_t(n_units * per_task));
   std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(n_units));  // W_hh[:, j0:j0+c]
   parallel_for(n_units, [&](Index k) {
@@ -121,17 +117,16 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   for (Index t = T - 1; t >= -1; --t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
-      const Index n = B * u.c;
-      S* sc = scratch.data() + k * per_task;
-      auto dHu = dH.middleCols(u.j0, u.c);
-      auto dCu = dC.middleCols(u.j0, u.c);
+      const Index cu = u.c;
+      S* wk = scratch.data() + k * per_task;
+      S* tc_ = wk + work;
+      auto dHu = dH.middleCols(u.j0, cu);
       if (t < T - 1) {
         const S* dg_next = dgates + (t + 1) * B * 4 * H;
-        S* wk = sc + pad16(12 * B * std::min(H, kUnitsPerTask));
         if (len.any(t + 1)) {  // a padded step passes dL/dh through unchanged
-          MapMat<S> acc(sc + 9 * n, B, u.c);
+          MapMat<S> acc(tc_ + pad16(cmax), B, cu);
           acc.setZero();
-          w_tasks[size_t(k)].multiply_add(dg_next, B, 4 * H, acc.data(), u.c, wk);
+          w_tasks[size_t(k)].multiply_add(dg_next, B, 4 * H, acc.data(), cu, wk);
           for (Index b = 0; b < B; ++b)
             if (!len.padded(t + 1, b)) dHu.row(b) = acc.row(b);
         } else {
@@ -140,77 +135,50 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
         }
       }
       if (t < 0) return;  // the carry of step 0 is dh0
-      const bool pad = len.any(t);
-      MapMat<S> keep_h(sc + 10 * n, B, u.c), keep_c(sc + 11 * n, B, u.c);
-      if (pad) {
-        keep_h = dHu;
-        keep_c = dCu;
-      }
-      if (dh) dHu += MapConstMat<S>(dh + t * B * H, B, H).middleCols(u.j0, u.c);
-      // The task's gates and gate gradients in contiguous blocks of B x c (full SIMD width).
-      for (Index q = 0; q < 4; ++q)
-        MapMat<S>(sc + q * n, B, u.c) = G.block(t * B, q * H + u.j0, B, u.c);
-      // tanh(c_t) of the task's units into scratch block 8
-      apply_rows(Tanh(), c + t * B * H + u.j0, H, sc + 8 * n, u.c, B, u.c);
-      auto step = [](auto&& i, auto&& f, auto&& g, auto&& o, auto&& di, auto&& df, auto&& dg,
-                     auto&& d_o, auto&& tc, auto&& cp, auto&& dh, auto&& dc) {
-        using T_ = typename std::decay_t<decltype(i)>::Scalar;
-        const T_ one(1);
-        // h = o*tanh(c):  dL/do = dh*tanh(c);  dL/dc += dh*o*(1 - tanh(c)^2)
-        d_o = dh * tc * o * (one - o);  // σ'(a) = σ(1-σ)
-        dc += dh * o * (one - tc.square());
-        // c = f*c_prev + i*g
-        dg = dc * i * (one - g.square());  // tanh'(a) = 1 - tanh^2
-        di = dc * g * i * (one - i);
-        df = dc * cp * f * (one - f);
-        dc *= f;  // dL/dc_{t-1}
-      };
-      if (peephole) {
-        // With peepholes, o = σ(· + p_o c_t) and i, f = σ(· + p_{i,f} c_{t-1}):
-        //   dL/dc_t += d_o p_o;  dL/dc_{t-1} = dc f + di p_i + df p_f
-        auto a = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
-        auto peep = [&](Index q) {
-          return MapConstRowVec<S>(peephole + q * H + u.j0, u.c).array();
-        };
-        auto i = a(0), f = a(1), g = a(2), o = a(3), di = a(4), df = a(5), dg = a(6), d_o = a(7),
-             tc = a(8);
-        auto cp = Cprev.block(t * B, u.j0, B, u.c).array();
-        auto dc = dCu.array();
-        const auto dha = dHu.array();
-        d_o = dha * tc * o * (S(1) - o);
-        dc += dha * o * (S(1) - tc.square()) + d_o.rowwise() * peep(2);
-        dg = dc * i * (S(1) - g.square());
-        di = dc * g * i * (S(1) - i);
-        df = dc * cp * f * (S(1) - f);
-        dc = dc * f + di.rowwise() * peep(0) + df.rowwise() * peep(1);
-      } else if (u.c == H) {
-        auto a = [&](Index q) { return MapArr<S>(sc + q * n, n); };
-        step(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8),
-             MapConstArr<S>(c_prev + t * B * H, n), MapArr<S>(dh0, n), MapArr<S>(dc0, n));
-      } else {
-        auto a = [&](Index q) { return MapMat<S>(sc + q * n, B, u.c).array(); };
-        step(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8),
-             Cprev.block(t * B, u.j0, B, u.c).array(), dHu.array(), dCu.array());
-      }
-      for (Index q = 0; q < 4; ++q)
-        dG.block(t * B, q * H + u.j0, B, u.c) = MapMat<S>(sc + (4 + q) * n, B, u.c);
-      if (pad)  // padded examples: carries pass through, no gate gradients
-        for (Index b = 0; b < B; ++b)
-          if (len.padded(t, b)) {
-            dHu.row(b) = keep_h.row(b);
-            dCu.row(b) = keep_c.row(b);
-            for (Index q = 0; q < 4; ++q) dG.block(t * B + b, q * H + u.j0, 1, u.c).setZero();
-          }
-      if (peephole)  // dp_i = Σ di c_{t-1}, dp_f = Σ df c_{t-1}, dp_o = Σ do c_t, row by row
-        for (Index b = 0; b < B; ++b) {
-          const Index row = t * B + b;
-          auto cp = Cprev.block(row, u.j0, 1, u.c).array();
-          MapRowVec<S>(dpeephole + u.j0, u.c).array() += dG.block(row, u.j0, 1, u.c).array() * cp;
-          MapRowVec<S>(dpeephole + H + u.j0, u.c).array() +=
-              dG.block(row, H + u.j0, 1, u.c).array() * cp;
-          MapRowVec<S>(dpeephole + 2 * H + u.j0, u.c).array() +=
-              dG.block(row, 3 * H + u.j0, 1, u.c).array() * C.block(row, u.j0, 1, u.c).array();
+      // Row by row, each row's units in contiguous runs: the gates i, f, g, o of the row
+      // at g0 + q*H, their gradients at dg0 + q*H.
+      for (Index b = 0; b < B; ++b) {
+        const Index row = t * B + b;
+        S* dh_ = dh0 + b * H + u.j0;
+        S* dc_ = dc0 + b * H + u.j0;
+        S* dg0 = dgates + row * 4 * H + u.j0;
+        if (len.padded(t, b)) {  // carries pass through, no gate gradients
+          for (Index q = 0; q < 4; ++q) std::fill_n(dg0 + q * H, cu, S(0));
+          continue;
         }
+        const S* g0 = gates + row * 4 * H + u.j0;
+        auto gate = [&](Index q) { return MapConstArr<S>(g0 + q * H, cu); };
+        auto dgate = [&](Index q) { return MapArr<S>(dg0 + q * H, cu); };
+        auto i = gate(0), f = gate(1), g = gate(2), o = gate(3);
+        auto di = dgate(0), df = dgate(1), dg = dgate(2), d_o = dgate(3);
+        auto dha = MapArr<S>(dh_, cu), dc = MapArr<S>(dc_, cu);
+        const auto cp = MapConstArr<S>(c_prev + row * H + u.j0, cu);
+        if (dh) dha += MapConstArr<S>(dh + row * H + u.j0, cu);
+        apply(Tanh(), c + row * H + u.j0, tc_, cu);
+        const auto tc = MapConstArr<S>(tc_, cu);
+        // h = o*tanh(cu):  dL/do = dh*tanh(cu);  dL/dc += dh*o*(1 - tanh(cu)^2); σ' = σ(1-σ)
+        d_o = dha * tc * o * (S(1) - o);
+        if (peephole) {
+          // With peepholes, o = σ(· + p_o c_t) and i, f = σ(· + p_{i,f} c_{t-1}):
+          //   dL/dc_t += d_o p_o;  dL/dc_{t-1} = dc f + di p_i + df p_f
+          auto peep = [&](Index q) { return MapConstArr<S>(peephole + q * H + u.j0, cu); };
+          dc += dha * o * (S(1) - tc.square()) + d_o * peep(2);
+          dg = dc * i * (S(1) - g.square());  // c = f*c_prev + i*g; tanh' = 1 - tanh^2
+          di = dc * g * i * (S(1) - i);
+          df = dc * cp * f * (S(1) - f);
+          dc = dc * f + di * peep(0) + df * peep(1);
+          // dp_i = Σ di c_{t-1}, dp_f = Σ df c_{t-1}, dp_o = Σ do c_t, row by row
+          MapArr<S>(dpeephole + u.j0, cu) += di * cp;
+          MapArr<S>(dpeephole + H + u.j0, cu) += df * cp;
+          MapArr<S>(dpeephole + 2 * H + u.j0, cu) += d_o * MapConstArr<S>(c + row * H + u.j0, cu);
+        } else {
+          dc += dha * o * (S(1) - tc.square());
+          dg = dc * i * (S(1) - g.square());  // c = f*c_prev + i*g; tanh' = 1 - tanh^2
+          di = dc * g * i * (S(1) - i);
+          df = dc * cp * f * (S(1) - f);
+          dc *= f;  // dL/dc_{t-1}
+        }
+      }
     }, par);
   }
 
