@@ -95,6 +95,29 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
 #endif
 }
 
+// One block of rows of rows_times (below): Y (n x M) = bias + A (n x K) op(W), in groups
+// of kRowGroup rows, each group's rows of Y set to the bias (or zero) just before the
+// product adds into them, so that they are still in cache (Y is often tens of MB: filled
+// all at once, every line would come back from memory for the product). work:
+// PackedLhs::work_size(K, kRowGroup) elements.
+template <typename S>
+void rows_times_block(Index n, const S* a, Index lda, const PackedLhs<S>& w, S* y, Index ldy,
+                      const S* bias, S* work) {
+  constexpr Index kRowGroup = 48;
+  const Index M = w.rows();
+  for (Index i0 = 0; i0 < n; i0 += kRowGroup) {
+    const Index g = std::min(kRowGroup, n - i0);
+    for (Index i = i0; i < i0 + g; ++i) {
+      S* yi = y + i * ldy;
+      if (bias)
+        std::copy_n(bias, M, yi);
+      else
+        std::fill_n(yi, M, S(0));
+    }
+    w.multiply_add(a + i0 * lda, g, lda, y + i0 * ldy, ldy, work);
+  }
+}
+
 // Y (R x M, row-major, ld ldy) = A (R x K, ld lda) times w, packed once per call:
 //   w = PackedLhs(W, M, K, ldw, true)   for Y = A W  (W is K x M), e.g. dx = dA W_ih;
 //   w = PackedLhs(W, M, K, ldw, false)  for Y = A Wᵀ (W is M x K), e.g. logits = y Wᵀ.
@@ -110,14 +133,8 @@ void rows_times(Index R, const S* a, Index lda, const PackedLhs<S>& w, S* y, Ind
   AlignedVec<S> scratch(size_t(n_blocks * work));
   parallel_for(n_blocks, [&](Index k) {
     const Rows r(k, R);
-    for (Index i = 0; i < r.n; ++i) {
-      S* yi = y + (r.r0 + i) * ldy;
-      if (bias)
-        std::copy_n(bias, M, yi);
-      else
-        std::fill_n(yi, M, S(0));
-    }
-    w.multiply_add(a + r.r0 * lda, r.n, lda, y + r.r0 * ldy, ldy, scratch.data() + k * work);
+    rows_times_block(r.n, a + r.r0 * lda, lda, w, y + r.r0 * ldy, ldy, bias,
+                     scratch.data() + k * work);
   }, worth_parallel(double(std::min(R, kRowsPerTask)) * M * K));
 }
 

@@ -25,16 +25,16 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
   // Input projection for all steps: x W_ihᵀ + b_ih, plus the recurrent biases that sit
   // outside the reset gate (all of them except b_hn under reset_after).
   const InputWeights<S> w_in(d, w_ih, GH);
+  AlignedVec<S> bias(size_t(b_ih || b_hh ? GH : 0), S(0));
+  if (b_ih) std::copy_n(b_ih, GH, bias.data());
+  if (b_hh) {
+    const Index folded = (v.reset_after && !v.simplified) ? 2 * H : GH;
+    for (Index i = 0; i < folded; ++i) bias[size_t(i)] += b_hh[i];
+  }
   const Index n_rows = ceil_div(TB, kRowsPerTask);
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
-    auto Gr = Gs.middleRows(r.r0, r.n);
-    project_input(Gr, d, x, w_in, r.r0);
-    if (b_ih) Gr.rowwise() += MapConstRowVec<S>(b_ih, GH);
-    if (b_hh) {
-      const Index folded = (v.reset_after && !v.simplified) ? 2 * H : GH;
-      Gr.leftCols(folded).rowwise() += MapConstRowVec<S>(b_hh, folded);
-    }
+    project_input(Gs.middleRows(r.r0, r.n), d, x, w_in, r.r0, bias.empty() ? nullptr : bias.data());
   }, worth_parallel(double(TB) * D * GH / double(n_rows)));
 
   // Each task packs its rows of W_hh once per call, one block per gate. A step adds

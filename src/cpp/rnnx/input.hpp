@@ -30,21 +30,25 @@ struct InputWeights {
   }
 };
 
-// out (n x GH, the rows [r0, r0+n) of the projection, row-major) = X[r0:r0+n] W_ihᵀ, or
-// for index input the rows ids[r0..r0+n) of W_ihᵀ.
+// out (n x GH, the rows [r0, r0+n) of the projection, row-major) = bias + X[r0:r0+n] W_ihᵀ,
+// or for index input bias + the rows ids[r0..r0+n) of W_ihᵀ (bias: GH values or nullptr).
 template <typename Out, typename S>
-void project_input(Out&& out, const SeqDims& d, const S* x, const InputWeights<S>& w,
-                   Index r0) {
+void project_input(Out&& out, const SeqDims& d, const S* x, const InputWeights<S>& w, Index r0,
+                   const S* bias) {
   const Index GH = out.cols();
   if (!d.ids) {
-    out.setZero();
     AlignedVec<S> work(size_t(PackedLhs<S>::work_size(d.D, out.rows())));
-    w.packed.multiply_add(x + r0 * d.D, out.rows(), d.D, out.data(), out.outerStride(),
-                          work.data());
+    rows_times_block(out.rows(), x + r0 * d.D, d.D, w.packed, out.data(), out.outerStride(),
+                     bias, work.data());
     return;
   }
-  for (Index i = 0; i < out.rows(); ++i)
-    out.row(i) = MapConstRowVec<S>(w.wt.data() + d.ids[r0 + i] * GH, GH);
+  for (Index i = 0; i < out.rows(); ++i) {
+    const auto row = MapConstRowVec<S>(w.wt.data() + d.ids[r0 + i] * GH, GH);
+    if (bias)
+      out.row(i) = row + MapConstRowVec<S>(bias, GH);
+    else
+      out.row(i) = row;
+  }
 }
 
 // dW_ih (N x D, row-major) = dAᵀ X over the T*B rows, with dA (T*B x N, ld ldda) the

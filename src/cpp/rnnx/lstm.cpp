@@ -28,8 +28,7 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Gr = G.middleRows(r.r0, r.n);
-    project_input(Gr, d, x, w_in, r.r0);
-    if (b) Gr.rowwise() += MapConstRowVec<S>(b, 4 * H);
+    project_input(Gr, d, x, w_in, r.r0, b);
   }, worth_parallel(double(TB) * D * 4 * H / double(n_rows)));
 
   // The time loop: a task owns hidden units [j0, j0+c), i.e. those rows of each gate's

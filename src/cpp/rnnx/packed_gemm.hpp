@@ -53,6 +53,14 @@ struct MicroKernel {
   static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m) {
     using namespace Eigen::internal;
     const auto bkj = [&](Index k, int j) { return BKMajor ? b[k * ldb + j] : b[j * ldb + k]; };
+    // The C tile is read and written once, after the depth loop: ask for its lines now
+    // (NR_ columns ldc apart, usually in as many pages: the hardware prefetchers do not
+    // follow that pattern, and the loads would otherwise stall the store phase).
+    RNNX_UNROLL
+    for (int j = 0; j < NR_; ++j) {
+      prefetch(c + j * ldc);
+      prefetch(c + j * ldc + MR - 1);
+    }
     Packet acc0[NR_], acc1[NR_];
     RNNX_UNROLL
     for (int j = 0; j < NR_; ++j) acc0[j] = acc1[j] = pset1<Packet>(S(0));

@@ -50,8 +50,7 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
   parallel_for(n_rows, [&](Index k) {
     const Rows r(k, TB);
     auto Zr = Z.middleRows(r.r0, r.n);
-    project_input(Zr, d, x, w_in, r.r0);
-    if (b) Zr.rowwise() += MapConstRowVec<S>(b, H);
+    project_input(Zr, d, x, w_in, r.r0, b);
   }, worth_parallel(double(TB) * D * H / double(n_rows)));
 
   // The time loop: each task owns a block of hidden units and its rows of W_hh, packed
