@@ -53,7 +53,7 @@ void project_input(Out&& out, const SeqDims& d, const S* x, const InputWeights<S
 
 // dW_ih (N x D, row-major) = dAᵀ X over the T*B rows, with dA (T*B x N, ld ldda) the
 // pre-activation gradients; for index input a scatter-add into dW_ih's columns, the rows
-// in order, in blocks of gate rows.
+// in order (the same additions as the product, without its zeros), in blocks of gate rows.
 template <typename S>
 void input_weight_grad(const SeqDims& d, Index N, const S* da, Index ldda, const S* x, S* dw) {
   const Index TB = d.T * d.B, D = d.D;
@@ -61,16 +61,17 @@ void input_weight_grad(const SeqDims& d, Index N, const S* da, Index ldda, const
     weight_grad(TB, D, N, x, D, da, ldda, dw, D);
     return;
   }
+  // Each task sums its columns of dA into the rows of a (D x c) block of dW_ihᵀ, a
+  // contiguous add of c values per row of dA (adding straight into dW_ih's columns would
+  // touch one cache line per value), then transposes the block into dW_ih.
   const Index rows = grad_rows_per_task(N);
   parallel_for(ceil_div(N, rows), [&](Index k) {
     const Block u(k, N, rows);
-    S* dwu = dw + u.j0 * D;
-    std::fill_n(dwu, u.c * D, S(0));
-    for (Index r = 0; r < TB; ++r) {
-      const S* dar = da + r * ldda + u.j0;
-      S* col = dwu + d.ids[r];
-      for (Index j = 0; j < u.c; ++j) col[j * D] += dar[j];
-    }
+    AlignedVec<S> acc(size_t(D * u.c), S(0));
+    for (Index r = 0; r < TB; ++r)
+      MapRowVec<S>(acc.data() + d.ids[r] * u.c, u.c) += MapConstRowVec<S>(da + r * ldda + u.j0, u.c);
+    for (Index j = 0; j < u.c; ++j)
+      for (Index i = 0; i < D; ++i) dw[(u.j0 + j) * D + i] = acc[size_t(i * u.c + j)];
   }, worth_parallel(double(TB) * std::min(N, rows)));
 }
 
