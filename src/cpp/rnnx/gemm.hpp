@@ -33,8 +33,11 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
   if (M <= 0 || N <= 0) return;
 #if defined(__FMA__)
   using Kernel = MicroKernel<S>;
-  constexpr Index MR = Kernel::MR, NR = Kernel::NR, KC = PackedLhs<S>::kDepth, NC = 24 * NR;
-  const Index n_tasks = ceil_div(N, NC);
+  constexpr Index MR = Kernel::MR, NR = Kernel::NR, KC = PackedLhs<S>::kDepth;
+  // Columns per task: at most 24 panels, split evenly over the threads (balanced_split:
+  // whole panels, so no sum depends on the split).
+  Index NC = 0;
+  const Index n_tasks = balanced_split(N, 24 * NR, NR, NC);
   if (R <= 0) {
     for (Index j = 0; j < N; ++j) std::fill_n(c + j * ldc, M, S(0));
     return;
@@ -100,10 +103,12 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
 // product adds into them, so that they are still in cache (Y is often tens of MB: filled
 // all at once, every line would come back from memory for the product). work:
 // PackedLhs::work_size(K, kRowGroup) elements.
+// 48 rows: whole panels of 12 (AVX-512) or 6 (AVX2) columns of the product.
+constexpr Index kRowGroup = 48;
+
 template <typename S>
 void rows_times_block(Index n, const S* a, Index lda, const PackedLhs<S>& w, S* y, Index ldy,
                       const S* bias, S* work) {
-  constexpr Index kRowGroup = 48;
   const Index M = w.rows();
   for (Index i0 = 0; i0 < n; i0 += kRowGroup) {
     const Index g = std::min(kRowGroup, n - i0);
@@ -122,20 +127,24 @@ void rows_times_block(Index n, const S* a, Index lda, const PackedLhs<S>& w, S* 
 //   w = PackedLhs(W, M, K, ldw, true)   for Y = A W  (W is K x M), e.g. dx = dA W_ih;
 //   w = PackedLhs(W, M, K, ldw, false)  for Y = A Wᵀ (W is M x K), e.g. logits = y Wᵀ.
 // With bias (M values), every row of Y starts from it instead of zero: Y = bias + A op(W).
-// In blocks of kRowsPerTask rows of A; each block's rows are the columns of one product.
+// In blocks of at most kRowsPerTask rows of A; each block's rows are the columns of one
+// product.
 template <typename S>
 void rows_times(Index R, const S* a, Index lda, const PackedLhs<S>& w, S* y, Index ldy,
                 const S* bias = nullptr) {
   const Index M = w.rows(), K = w.depth();
   if (R <= 0 || M <= 0) return;
-  const Index n_blocks = ceil_div(R, kRowsPerTask);
-  const Index work = PackedLhs<S>::work_size(K, std::min(R, kRowsPerTask));
+  // Blocks of whole groups of rows, split evenly over the threads (balanced_split: a
+  // group's rows are whole panels of columns of the product, so no sum depends on it).
+  Index rows = 0;
+  const Index n_blocks = balanced_split(R, kRowsPerTask, kRowGroup, rows);
+  const Index work = PackedLhs<S>::work_size(K, std::min(R, rows));
   AlignedVec<S> scratch(size_t(n_blocks * work));
   parallel_for(n_blocks, [&](Index k) {
-    const Rows r(k, R);
-    rows_times_block(r.n, a + r.r0 * lda, lda, w, y + r.r0 * ldy, ldy, bias,
+    const Block r(k, R, rows);
+    rows_times_block(r.c, a + r.j0 * lda, lda, w, y + r.j0 * ldy, ldy, bias,
                      scratch.data() + k * work);
-  }, worth_parallel(double(std::min(R, kRowsPerTask)) * M * K));
+  }, worth_parallel(double(std::min(R, rows)) * M * K));
 }
 
 // db (N) = Σ_r dA[r, :] over R rows (dA: ld ldda), the rows added in order, in blocks of

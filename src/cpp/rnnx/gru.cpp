@@ -19,8 +19,6 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B, G = v.gates(), GH = G * H;
   const bool before = !v.simplified && !v.reset_after;
   const Index qz = v.simplified ? 0 : 1, qn = qz + 1;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, GH, D);
-  MapMat<S> Gs(gates, TB, GH), Hall(h_all, (T + 1) * B, H);
 
   // Input projection for all steps: x W_ihᵀ + b_ih, plus the recurrent biases that sit
   // outside the reset gate (all of them except b_hn under reset_after).
@@ -31,11 +29,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
     const Index folded = (v.reset_after && !v.simplified) ? 2 * H : GH;
     for (Index i = 0; i < folded; ++i) bias[size_t(i)] += b_hh[i];
   }
-  const Index n_rows = ceil_div(TB, kRowsPerTask);
-  parallel_for(n_rows, [&](Index k) {
-    const Rows r(k, TB);
-    project_input(Gs.middleRows(r.r0, r.n), d, x, w_in, r.r0, bias.empty() ? nullptr : bias.data());
-  }, worth_parallel(double(TB) * D * GH / double(n_rows)));
+  project_inputs(gates, GH, d, x, w_in, bias.empty() ? nullptr : bias.data());
 
   // Each task packs its rows of W_hh once per call, one block per gate. A step adds
   // h_{t-1} W_hqᵀ straight into the task's columns of the step's gates (on top of the

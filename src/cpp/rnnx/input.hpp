@@ -51,6 +51,20 @@ void project_input(Out&& out, const SeqDims& d, const S* x, const InputWeights<S
   }
 }
 
+// The projection of all T*B rows into out (T*B x GH, row-major), in blocks of rows split
+// evenly over the threads (balanced_split: whole groups of rows, so no sum depends on it).
+template <typename S>
+void project_inputs(S* out, Index GH, const SeqDims& d, const S* x, const InputWeights<S>& w,
+                    const S* bias) {
+  const Index TB = d.T * d.B;
+  Index rows = 0;
+  const Index n_blocks = balanced_split(TB, kRowsPerTask, kRowGroup, rows);
+  parallel_for(n_blocks, [&](Index k) {
+    const Block r(k, TB, rows);
+    project_input(MapMat<S>(out, TB, GH).middleRows(r.j0, r.c), d, x, w, r.j0, bias);
+  }, worth_parallel(double(std::min(TB, rows)) * d.D * GH));
+}
+
 // dW_ih (N x D, row-major) = dAᵀ X over the T*B rows, with dA (T*B x N, ld ldda) the
 // pre-activation gradients; for index input a scatter-add into dW_ih's columns, the rows
 // in order (the same additions as the product, without its zeros), in blocks of gate rows.

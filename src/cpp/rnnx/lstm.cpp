@@ -19,17 +19,10 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, 4 * H, D);
-  MapMat<S> G(gates, TB, 4 * H), Hall(h_all, (T + 1) * B, H), Call(c_all, (T + 1) * B, H);
 
   // Input projection for all steps and all four gates: one GEMM before the loop.
   const InputWeights<S> w_in(d, w_ih, 4 * H);
-  const Index n_rows = ceil_div(TB, kRowsPerTask);
-  parallel_for(n_rows, [&](Index k) {
-    const Rows r(k, TB);
-    auto Gr = G.middleRows(r.r0, r.n);
-    project_input(Gr, d, x, w_in, r.r0, b);
-  }, worth_parallel(double(TB) * D * 4 * H / double(n_rows)));
+  project_inputs(gates, 4 * H, d, x, w_in, b);
 
   // The time loop: a task owns hidden units [j0, j0+c), i.e. those rows of each gate's
   // block of W_hh, packed once per call (by the thread that will use them, so they stay

@@ -74,6 +74,21 @@ struct Rows {
   Rows(Index k, Index R) : r0(k * kRowsPerTask), n(std::min(kRowsPerTask, R - r0)) {}
 };
 
+// A split of n items (output rows or columns of a product) into tasks of at most
+// max_per_task items for the threads there are: a multiple of num_threads() tasks of equal
+// size where possible, each a multiple of quantum items (the last one takes the rest).
+// The one place where boundaries follow the thread count: only where no sum depends on
+// them, i.e. splits of independent outputs at multiples of the micro-kernel's panel
+// width (every panel keeps its columns whatever the split). Sets per_task; returns the
+// number of tasks.
+inline Index balanced_split(Index n, Index max_per_task, Index quantum, Index& per_task) {
+  const Index P = num_threads();
+  Index tasks = (n + max_per_task - 1) / max_per_task;
+  if (P > 1) tasks = (std::max(tasks, P) + P - 1) / P * P;
+  per_task = std::max<Index>(1, ((n + tasks - 1) / tasks + quantum - 1) / quantum) * quantum;
+  return (n + per_task - 1) / per_task;
+}
+
 // Whether per-step work of about `madds` multiply-adds is worth waking other threads.
 inline bool worth_parallel(double madds) { return madds >= 32768.0; }
 

@@ -40,18 +40,12 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, H, D);
   MapMat<S> Hall(h_all, (T + 1) * B, H);
   auto Z = Hall.bottomRows(TB);  // z_t is computed in place of h_t
 
   // Input projection for all steps: one GEMM before the loop (in row blocks).
   const InputWeights<S> w_in(d, w_ih, H);
-  const Index n_rows = ceil_div(TB, kRowsPerTask);
-  parallel_for(n_rows, [&](Index k) {
-    const Rows r(k, TB);
-    auto Zr = Z.middleRows(r.r0, r.n);
-    project_input(Zr, d, x, w_in, r.r0, b);
-  }, worth_parallel(double(TB) * D * H / double(n_rows)));
+  project_inputs(h_all + B * H, H, d, x, w_in, b);
 
   // The time loop: each task owns a block of hidden units and its rows of W_hh, packed
   // once per call by the thread that will use them (they stay in that core's cache).
