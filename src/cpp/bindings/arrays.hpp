@@ -171,11 +171,18 @@ py::array element_strided(py::array a) {
   return a;
 }
 
+// Whether p[0..n) are all finite: x - x is 0 for a finite x and NaN for NaN or infinity,
+// so one vectorised sum answers (a test per element with an early exit is not vectorised:
+// it measured 14% of the cross-entropy's time, and 2-3% of a whole LSTM training step).
+template <typename S>
+bool all_finite(const S* p, Index n) {
+  const MapConstArr<S> a(p, n);
+  return n == 0 || (a - a).sum() == S(0);
+}
+
 template <typename S>
 void require_finite(const S* p, Index n, const Name& name) {
-  for (Index i = 0; i < n; ++i)
-    if (!std::isfinite(p[i]))
-      throw py::value_error(name + " contains NaN or infinity");
+  if (!all_finite(p, n)) throw py::value_error(name + " contains NaN or infinity");
 }
 
 // Releases the GIL for the scope when the work (about `madds` multiply-adds) is big
