@@ -283,4 +283,49 @@ RNNX_INSTANTIATE(float)
 RNNX_INSTANTIATE(double)
 #undef RNNX_INSTANTIATE
 
+// ---------------------------------------------------------------------------------------
+// Dense head + softmax cross-entropy, forward and backward in one call
+// ---------------------------------------------------------------------------------------
+
+// The four functions above in sequence, on buffers placed as the unfused calls place
+// theirs (each on a kAlign boundary, see common.hpp), so that every result is the one
+// the separate calls give. The targets are checked before any arithmetic; a logit that
+// overflowed to infinity (finite x, w, b can give one) is refused as the unfused
+// softmax_cross_entropy refuses it.
+//   x (N,F)  w (O,F)  b (O) or nullptr  targets (N)  mask (N) or nullptr
+//   -> *loss, dx (N,F), dw (O,F), db (O) or nullptr
+template <typename S>
+void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S* w, const S* b,
+                                 const std::int64_t* targets, const std::uint8_t* mask, S* loss,
+                                 S* dx, S* dw, S* db) {
+  RNNX_REQUIRE(N >= 1 && F >= 1 && O >= 1,
+               "dense_softmax_cross_entropy: need N >= 1, F >= 1, O >= 1");
+  for (Index r = 0; r < N; ++r)
+    if (!mask || mask[r])
+      RNNX_REQUIRE(targets[r] >= 0 && targets[r] < O,
+                   "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
+                       " is outside 0..V-1 = 0.." + std::to_string(O - 1));
+  // logits | probs, each starting on a kAlign boundary; dlogits reuses the logits
+  constexpr Index per_line = Index(kAlign / sizeof(S));
+  const Index stride = ceil_div(N * O, per_line) * per_line;
+  AlignedVec<S> ws(size_t(2 * stride));
+  S *logits = ws.data(), *probs = ws.data() + stride;
+  dense_forward<S>(N, F, O, x, w, b, logits);
+  const MapConstArr<S> l(logits, N * O);
+  RNNX_REQUIRE((l - l).sum() == S(0),  // x - x is NaN exactly for NaN and ±inf
+               "logits = x weightᵀ + bias contain NaN or infinity (the values overflow)");
+  softmax_cross_entropy_forward<S>(N, O, logits, targets, mask, probs, loss);
+  softmax_cross_entropy_backward<S>(N, O, probs, targets, mask, logits);
+  dense_backward<S>(N, F, O, logits, x, w, dx, dw, db);
+}
+
+template void dense_softmax_cross_entropy<float>(Index, Index, Index, const float*, const float*,
+                                                 const float*, const std::int64_t*,
+                                                 const std::uint8_t*, float*, float*, float*,
+                                                 float*);
+template void dense_softmax_cross_entropy<double>(Index, Index, Index, const double*,
+                                                  const double*, const double*,
+                                                  const std::int64_t*, const std::uint8_t*,
+                                                  double*, double*, double*, double*);
+
 }  // namespace rnnx
