@@ -86,31 +86,32 @@ class _Saved:
     (:func:`rnnx.kernels._prev` costs microseconds per call on tiny problems).
 
     Backward takes this path only while ``cache.states`` and ``cache.initial`` still hold
-    the very arrays forward put there (and the initial state's values are unchanged);
-    otherwise it goes through :mod:`rnnx.kernels` as before, with its checks and messages.
+    the very arrays forward put there and the initial state still has the values forward
+    started from (then rows ``0 .. T-1`` are exactly what ``_prev`` would give); otherwise
+    it goes through :mod:`rnnx.kernels` as before, with its checks and messages.
     """
 
-    __slots__ = ("rec", "initial", "h_all", "c_all")
+    __slots__ = ("arrays", "initial", "start", "h_prev", "c_prev")
 
     def __init__(self, rec, initial, h_all, c_all=None):
-        self.rec, self.initial, self.h_all, self.c_all = dict(rec), initial, h_all, c_all
+        self.arrays = (rec.get("h"), rec.get("gates"), rec.get("c"), rec.get("aux"))
+        self.initial = initial
+        h0, c0 = initial
+        self.start = (h0.tobytes(), None if c0 is None else c0.tobytes())
+        self.h_prev = None if h_all is None else h_all[:-1]
+        self.c_prev = None if c_all is None else c_all[:-1]
 
     def prev(self, cache, key):
         """(h_prev, c_prev or None) as views, or None when the cache was changed."""
-        rec, initial = cache.states.get(key), cache.initial.get(key)
-        if self.h_all is None or initial is not self.initial or not isinstance(rec, dict) or len(rec) != len(self.rec):
+        rec, initial, a = cache.states.get(key), cache.initial.get(key), self.arrays
+        if (self.h_prev is None or initial is not self.initial or type(rec) is not dict
+                or rec.get("h") is not a[0] or rec.get("gates") is not a[1]
+                or rec.get("c") is not a[2] or rec.get("aux") is not a[3]):
             return None
-        for name, value in self.rec.items():
-            if rec.get(name) is not value:
-                return None
         h0, c0 = initial
-        if self.h_all[0].tobytes() != h0.tobytes():
+        if h0.tobytes() != self.start[0] or (c0 is not None and c0.tobytes() != self.start[1]):
             return None
-        if self.c_all is None:
-            return self.h_all[:-1], None
-        if self.c_all[0].tobytes() != c0.tobytes():
-            return None
-        return self.h_all[:-1], self.c_all[:-1]
+        return self.h_prev, self.c_prev
 
 
 def _flag(name, value):
@@ -202,10 +203,16 @@ class _Recurrent:
     def _weights(self, layer, d, params):
         """(weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole) of one layer-direction
         from `params` (None where absent)."""
-        n = self._names(layer, d)
+        n = self.__dict__.get("_name_tuples")
+        if n is None:
+            n = self._name_tuples = {key: tuple(names.values()) for key, names in (
+                (k, self._names(*k)) for k in self._name_table_keys())}
+        n = n[(layer, d)]
         get = params.get
-        return (get(n["weight_ih"]), get(n["weight_hh"]), get(n["bias_ih"]), get(n["bias_hh"]),
-                get(n["weight_peephole"]))
+        return get(n[0]), get(n[1]), get(n[2]), get(n[3]), get(n[4])
+
+    def _name_table_keys(self):
+        return [(i, j) for i in range(self.num_layers) for j in range(self._directions)]
 
     def state_dict(self):
         """The parameters, a dict of NumPy arrays named and laid out like PyTorch's.
@@ -288,8 +295,10 @@ class _Recurrent:
         cache.shape = (T, B)
         cache.params = dict(self._params)  # backward differentiates these, even after a reload
         H, D = self.hidden_size, self._directions
-        h_n = np.empty((self.num_layers * D, B, H), dtype=self.dtype)
-        c_n = np.empty_like(h_n) if self._kind == "lstm" else None
+        lstm = self._kind == "lstm"
+        single = self.num_layers * D == 1  # h_n (c_n) is then the last step's copy
+        h_n = None if single else np.empty((self.num_layers * D, B, H), dtype=self.dtype)
+        c_n = np.empty_like(h_n) if lstm and not single else None
         inp = x
         for layer in range(self.num_layers):
             y = None if D == 1 else np.empty((T, B, D * H), dtype=self.dtype)
@@ -304,9 +313,13 @@ class _Recurrent:
                 cache.initial[(layer, d)] = initial
                 cache._saved[(layer, d)] = _Saved(rec, initial, h_all, c_all)
                 h = rec["h"]
-                h_n[i] = h[-1]
-                if c_n is not None:
-                    c_n[i] = rec["c"][-1]
+                if single:
+                    h_n = h[-1:].copy()
+                    c_n = rec["c"][-1:].copy() if lstm else None
+                else:
+                    h_n[i] = h[-1]
+                    if c_n is not None:
+                        c_n[i] = rec["c"][-1]
                 if D == 1:
                     y = h.copy()  # y is the layer's own array, not the cache's h
                 else:
@@ -319,7 +332,7 @@ class _Recurrent:
                 cache.dropout[layer] = scaled
                 y = y * scaled
             inp = y
-        state_out = (h_n, c_n) if self._kind == "lstm" else h_n
+        state_out = (h_n, c_n) if lstm else h_n
         return inp, state_out, cache
 
     def backward(self, dy, cache, dstate=None):
@@ -348,8 +361,9 @@ class _Recurrent:
         dh_n, dc_n = self._final_state_grad(dstate, B)
         lengths = cache.lengths
         grads = {}
-        dh0 = np.zeros((L * D, B, H), dtype=self.dtype)
-        dc0 = np.zeros_like(dh0) if self._kind == "lstm" else None
+        single = L * D == 1  # dh0 (and dc0) are then the kernel's (B, H) outputs as (1, B, H)
+        dh0 = None if single else np.zeros((L * D, B, H), dtype=self.dtype)
+        dc0 = None if single or self._kind != "lstm" else np.zeros_like(dh0)
         d_out = dy
         for layer in reversed(range(L)):
             if layer in cache.dropout:
@@ -366,9 +380,13 @@ class _Recurrent:
                 if d == 1 and dxd is not None:
                     dxd = _reverse_in_length(dxd, lengths)
                 dx = dxd if dx is None else dx + dxd
-                dh0[i] = dstates[0]
-                if dc0 is not None:
-                    dc0[i] = dstates[1]
+                if single:
+                    dh0 = dstates[0][None]
+                    dc0 = dstates[1][None] if len(dstates) > 1 else None
+                else:
+                    dh0[i] = dstates[0]
+                    if dc0 is not None:
+                        dc0[i] = dstates[1]
                 names = self._names(layer, d)
                 for base, value in pgrads.items():
                     grads[names[base]] = value
@@ -390,6 +408,9 @@ class _Recurrent:
         return a
 
     def _check_x(self, x):
+        if (type(x) is np.ndarray and x.dtype == self.dtype and x.ndim == 3
+                and x.shape[2] == self.input_size and 0 not in x.shape):
+            return x  # the common case, in one test; the checks below say what is wrong
         if not isinstance(x, np.ndarray):
             raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
         if x.dtype.kind in "iu":  # index input: x[t, b] = k stands for the one-hot e_k
@@ -438,9 +459,9 @@ class _Recurrent:
         return self._check_array("state", state, shape), None
 
     def _final_state_grad(self, dstate, B):
-        shape = self._state_shape(B)
         if dstate is None:
             return None, None
+        shape = self._state_shape(B)
         if self._kind == "lstm":
             if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
                 raise TypeError("dstate must be the pair (dh_n, dc_n) for the LSTM")
@@ -458,20 +479,16 @@ class _Recurrent:
                 f"dropout={self.dropout}, dtype={self.dtype.name})")
 
 
-def _fast_call(cache, key, call):
-    """call(prev) with the saved (h_prev, c_prev) views of forward's outputs, straight into
-    the compiled kernel, which checks every argument as :mod:`rnnx.kernels` does (and
-    more: finiteness). None when the cache was changed since forward or when the kernel
-    refuses an argument: the caller then goes through :mod:`rnnx.kernels`, whose checks
-    raise the error with their message (or the kernel's, for what only it checks)."""
+def _saved_prev(cache, key):
+    """The saved (h_prev, c_prev) views of forward's outputs (see _Saved), or None.
+
+    With them, backward calls the compiled kernel directly: it checks every argument as
+    :mod:`rnnx.kernels` does (and more: finiteness). When there are none (the cache was
+    changed since forward) or the kernel refuses an argument, backward goes through
+    :mod:`rnnx.kernels`, whose checks raise the error with their message (or the
+    kernel's, for what only it checks)."""
     saved = getattr(cache, "_saved", {}).get(key)
-    prev = None if saved is None else saved.prev(cache, key)
-    if prev is None:
-        return None
-    try:
-        return call(prev)
-    except (TypeError, ValueError):
-        return None
+    return None if saved is None else saved.prev(cache, key)
 
 
 def _bias_sum(b_ih, b_hh):
@@ -505,7 +522,7 @@ class RNN(_Recurrent):
     def _kernel_forward(self, layer, d, x, h0, c0, lengths):
         w_ih, w_hh, b_ih, b_hh, _ = self._weights(layer, d, self._params)
         b = _bias_sum(b_ih, b_hh)
-        try:  # the compiled kernel checks every argument (see _fast_call)
+        try:  # the compiled kernel checks every argument (see _saved_prev)
             h_all = _core.rnn_forward(x, h0, w_ih, w_hh, b, self.nonlinearity, lengths)
             h = h_all[1:]
         except (TypeError, ValueError):
@@ -518,9 +535,13 @@ class RNN(_Recurrent):
         key = (layer, d)
         w_ih, w_hh = self._weights(layer, d, cache.params)[:2]
         rec, (h0, _) = cache.states[key], cache.initial[key]
-        out = _fast_call(cache, key, lambda prev: _core.rnn_backward(
-            cache.inputs[key], w_ih, w_hh, rec["h"], prev[0], dh, dh_n, self.nonlinearity,
-            cache.lengths))
+        out, prev = None, _saved_prev(cache, key)
+        if prev is not None:
+            try:
+                out = _core.rnn_backward(cache.inputs[key], w_ih, w_hh, rec["h"], prev[0], dh,
+                                         dh_n, self.nonlinearity, cache.lengths)
+            except (TypeError, ValueError):
+                pass
         dx, dh0, dw_ih, dw_hh, db = out or _kernels.rnn_backward(
             dh, cache.inputs[key], np.ascontiguousarray(h0), rec["h"], w_ih, w_hh,
             self.nonlinearity, dh_n=dh_n, lengths=cache.lengths)
@@ -561,7 +582,7 @@ class GRU(_Recurrent):
 
     def _kernel_forward(self, layer, d, x, h0, c0, lengths):
         w_ih, w_hh, b_ih, b_hh, _ = self._weights(layer, d, self._params)
-        try:  # the compiled kernel checks every argument (see _fast_call)
+        try:  # the compiled kernel checks every argument (see _saved_prev)
             gates, aux, h_all = _core.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, self.reset_after,
                                                   self.simplified, lengths)
             h = h_all[1:]
@@ -576,9 +597,14 @@ class GRU(_Recurrent):
         key = (layer, d)
         w_ih, w_hh = self._weights(layer, d, cache.params)[:2]
         rec, (h0, _) = cache.states[key], cache.initial[key]
-        out = _fast_call(cache, key, lambda prev: _core.gru_backward(
-            cache.inputs[key], w_ih, w_hh, prev[0], rec["gates"], rec["aux"], dh, dh_n,
-            self.reset_after, self.simplified, cache.lengths))
+        out, prev = None, _saved_prev(cache, key)
+        if prev is not None:
+            try:
+                out = _core.gru_backward(cache.inputs[key], w_ih, w_hh, prev[0], rec["gates"],
+                                         rec["aux"], dh, dh_n, self.reset_after, self.simplified,
+                                         cache.lengths)
+            except (TypeError, ValueError):
+                pass
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = out or _kernels.gru_backward(
             dh, cache.inputs[key], np.ascontiguousarray(h0), rec["h"], rec["gates"],
             rec["aux"], w_ih, w_hh, self.reset_after, self.simplified, dh_n=dh_n,
@@ -629,7 +655,7 @@ class LSTM(_Recurrent):
     def _kernel_forward(self, layer, d, x, h0, c0, lengths):
         w_ih, w_hh, b_ih, b_hh, peep = self._weights(layer, d, self._params)
         b = _bias_sum(b_ih, b_hh)
-        try:  # the compiled kernel checks every argument (see _fast_call)
+        try:  # the compiled kernel checks every argument (see _saved_prev)
             gates, h_all, c_all = _core.lstm_forward(x, h0, c0, w_ih, w_hh, b, lengths, peep)
             h, c = h_all[1:], c_all[1:]
         except (TypeError, ValueError):
@@ -643,9 +669,13 @@ class LSTM(_Recurrent):
         key = (layer, d)
         w_ih, w_hh, _, _, peep = self._weights(layer, d, cache.params)
         rec, (h0, c0) = cache.states[key], cache.initial[key]
-        out = _fast_call(cache, key, lambda prev: _core.lstm_backward(
-            cache.inputs[key], w_ih, w_hh, rec["gates"], prev[0], rec["c"], prev[1], dh, dh_n,
-            dc_n, cache.lengths, peep))
+        out, prev = None, _saved_prev(cache, key)
+        if prev is not None:
+            try:
+                out = _core.lstm_backward(cache.inputs[key], w_ih, w_hh, rec["gates"], prev[0],
+                                          rec["c"], prev[1], dh, dh_n, dc_n, cache.lengths, peep)
+            except (TypeError, ValueError):
+                pass
         out = out or _kernels.lstm_backward(
             dh, cache.inputs[key], np.ascontiguousarray(h0), np.ascontiguousarray(c0),
             rec["h"], rec["c"], rec["gates"], w_ih, w_hh, dh_n=dh_n, dc_n=dc_n,
