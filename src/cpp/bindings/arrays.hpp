@@ -171,11 +171,15 @@ py::array element_strided(py::array a) {
   return a;
 }
 
+// ValueError naming the array unless its n values are all finite, in one vectorised pass:
+// x - x is 0 for a finite x and NaN for NaN and ±inf, and one NaN makes the sum NaN. (A
+// test per element with an early exit is not vectorised; on the tiny arrays of a small
+// model it measured ~7% of a kernel call.)
 template <typename S>
 void require_finite(const S* p, Index n, const Name& name) {
-  for (Index i = 0; i < n; ++i)
-    if (!std::isfinite(p[i]))
-      throw py::value_error(name + " contains NaN or infinity");
+  if (n == 0) return;
+  const MapConstArr<S> a(p, n);
+  if (!((a - a).sum() == S(0))) throw py::value_error(name + " contains NaN or infinity");
 }
 
 // Releases the GIL for the scope when the work (about `madds` multiply-adds) is big
