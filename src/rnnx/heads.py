@@ -31,9 +31,11 @@ same functions in plain NumPy.
 in one call: the same results as the four functions it fuses, bit for bit.
 
 Validation: the compiled layer checks every argument (types, dtypes, shapes, values,
-finiteness), so a call goes to it first; only when it refuses one do the Python checks
-here run, to raise the error with its Python message (the first of these checks that
-fails, else the compiled layer's). A valid call thus pays for each check once, in C++.
+finiteness), so a call goes to it first; only when it refuses one (TypeError, ValueError,
+or MemoryError for a copy too large) do the Python checks here run, to raise the error
+they always raised (the first of these checks that fails, else the compiled layer's). A
+valid call thus pays for each check once, in C++, and a bad one raises what it did
+before.
 """
 
 import operator
@@ -222,7 +224,7 @@ def dense_forward(x, weight, bias=None):
     """
     try:  # the compiled layer checks everything below (see the module docstring)
         return _h.dense_forward(x, weight, bias)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, MemoryError):
         pass
     _check_dense(x, weight, bias)
     return _h.dense_forward(x, weight, bias)
@@ -269,7 +271,7 @@ def dense_backward(dy, x, weight, bias_present=True):
         bias_present = bool(bias_present)
     try:  # the compiled layer checks the arrays (see the module docstring)
         return _h.dense_backward(dy, x, weight, bias_present)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, MemoryError):
         pass
     dt, O = _dense_shapes(x, weight)
     _like("dy", dy, dt, "x")
@@ -421,7 +423,7 @@ def softmax_cross_entropy(logits, targets, mask=None):
     try:  # the compiled layer checks everything below (see the module docstring)
         loss, probs = _h.softmax_cross_entropy(logits, targets, mask)
         return loss[()], probs
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, MemoryError):
         pass
     _float("logits", logits)
     lead, V = _classes("logits", logits)
@@ -459,7 +461,7 @@ def softmax_cross_entropy_backward(probs, targets, mask=None):
     """
     try:  # the compiled layer checks everything below (see the module docstring)
         return _h.softmax_cross_entropy_backward(probs, targets, mask)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, MemoryError):
         pass
     _float("probs", probs)
     lead, V = _classes("probs", probs)
@@ -614,7 +616,7 @@ def dense_softmax_cross_entropy(x, weight, bias, targets, mask=None):
     try:  # the compiled layer checks everything below (see the module docstring)
         loss, dx, dweight, dbias = _h.dense_softmax_cross_entropy(x, weight, bias, targets, mask)
         return loss[()], dx, dweight, dbias
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, MemoryError):
         pass
     _check_dense(x, weight, bias)
     lead = x.shape[:-1]

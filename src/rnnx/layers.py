@@ -525,7 +525,7 @@ class RNN(_Recurrent):
         try:  # the compiled kernel checks every argument (see _saved_prev)
             h_all = _core.rnn_forward(x, h0, w_ih, w_hh, b, self.nonlinearity, lengths)
             h = h_all[1:]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, MemoryError):
             h_all = None
             h = _kernels.rnn_forward(x, np.ascontiguousarray(h0), w_ih, w_hh, b,
                                      self.nonlinearity, lengths=lengths)
@@ -540,7 +540,7 @@ class RNN(_Recurrent):
             try:
                 out = _core.rnn_backward(cache.inputs[key], w_ih, w_hh, rec["h"], prev[0], dh,
                                          dh_n, self.nonlinearity, cache.lengths)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, MemoryError):
                 pass
         dx, dh0, dw_ih, dw_hh, db = out or _kernels.rnn_backward(
             dh, cache.inputs[key], np.ascontiguousarray(h0), rec["h"], w_ih, w_hh,
@@ -586,7 +586,7 @@ class GRU(_Recurrent):
             gates, aux, h_all = _core.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, self.reset_after,
                                                   self.simplified, lengths)
             h = h_all[1:]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, MemoryError):
             h_all = None
             h, gates, aux = _kernels.gru_forward(
                 x, np.ascontiguousarray(h0), w_ih, w_hh, b_ih, b_hh, self.reset_after,
@@ -603,7 +603,7 @@ class GRU(_Recurrent):
                 out = _core.gru_backward(cache.inputs[key], w_ih, w_hh, prev[0], rec["gates"],
                                          rec["aux"], dh, dh_n, self.reset_after, self.simplified,
                                          cache.lengths)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, MemoryError):
                 pass
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = out or _kernels.gru_backward(
             dh, cache.inputs[key], np.ascontiguousarray(h0), rec["h"], rec["gates"],
@@ -658,7 +658,7 @@ class LSTM(_Recurrent):
         try:  # the compiled kernel checks every argument (see _saved_prev)
             gates, h_all, c_all = _core.lstm_forward(x, h0, c0, w_ih, w_hh, b, lengths, peep)
             h, c = h_all[1:], c_all[1:]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, MemoryError):
             h_all = c_all = None
             h, c, gates = _kernels.lstm_forward(
                 x, np.ascontiguousarray(h0), np.ascontiguousarray(c0), w_ih, w_hh, b,
@@ -674,7 +674,7 @@ class LSTM(_Recurrent):
             try:
                 out = _core.lstm_backward(cache.inputs[key], w_ih, w_hh, rec["gates"], prev[0],
                                           rec["c"], prev[1], dh, dh_n, dc_n, cache.lengths, peep)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, MemoryError):
                 pass
         out = out or _kernels.lstm_backward(
             dh, cache.inputs[key], np.ascontiguousarray(h0), np.ascontiguousarray(c0),
