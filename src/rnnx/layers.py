@@ -203,16 +203,13 @@ class _Recurrent:
     def _weights(self, layer, d, params):
         """(weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole) of one layer-direction
         from `params` (None where absent)."""
-        n = self.__dict__.get("_name_tuples")
-        if n is None:
-            n = self._name_tuples = {key: tuple(names.values()) for key, names in (
-                (k, self._names(*k)) for k in self._name_table_keys())}
-        n = n[(layer, d)]
-        get = params.get
+        table = self.__dict__.get("_weight_names")
+        if table is None:
+            table = self._weight_names = {
+                (i, j): tuple(self._names(i, j)[base] for base in self._BASES)
+                for i in range(self.num_layers) for j in range(self._directions)}
+        n, get = table[(layer, d)], params.get
         return get(n[0]), get(n[1]), get(n[2]), get(n[3]), get(n[4])
-
-    def _name_table_keys(self):
-        return [(i, j) for i in range(self.num_layers) for j in range(self._directions)]
 
     def state_dict(self):
         """The parameters, a dict of NumPy arrays named and laid out like PyTorch's.
@@ -469,9 +466,6 @@ class _Recurrent:
             dc = None if dstate[1] is None else self._check_array("dstate[1]", dstate[1], shape)
             return dh, dc
         return self._check_array("dstate", dstate, shape), None
-
-    def _p(self, base, layer, d, params=None):
-        return (self._params if params is None else params).get(self._name(base, layer, d))
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers="
