@@ -91,7 +91,7 @@ class _Saved:
     it goes through :mod:`rnnx.kernels` as before, with its checks and messages.
     """
 
-    __slots__ = ("arrays", "initial", "start", "h_prev", "c_prev")
+    __slots__ = ("arrays", "c_prev", "h_prev", "initial", "start")
 
     def __init__(self, rec, initial, h_all, c_all=None):
         self.arrays = (rec.get("h"), rec.get("gates"), rec.get("c"), rec.get("aux"))
