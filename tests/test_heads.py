@@ -612,7 +612,9 @@ def test_fused_head_is_the_unfused_composition_bit_for_bit(dt, lead, bias, mask)
             continue
         assert type(g) is type(u) and g.dtype == dtype and g.shape == u.shape, name
         assert g.tobytes() == u.tobytes(), f"{name} differs from the unfused composition"
-    if not shape:  # the reference's cross-entropy backward needs at least one axis
+    # against the reference in float64 (in float32 the sums of dbias cancel to a few ulps of
+    # float32 noise; the unfused functions' own reference tests cover float32)
+    if not shape or dtype is not np.float64:  # (the reference's backward needs an axis)
         return
     for name, g, r in zip(("loss", "dx", "dweight", "dbias"), got,
                           ref.dense_softmax_cross_entropy(x, w, b, targets, m)):
