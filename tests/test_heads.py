@@ -358,7 +358,8 @@ def test_results_do_not_depend_on_the_thread_count(restore_threads):
         return [heads.dense_forward(x, w, b), *heads.dense_backward(dy, x, w),
                 heads.embedding_forward(ids, emb), heads.embedding_backward(demb, ids, V2),
                 np.array(loss), probs, heads.softmax_cross_entropy_backward(probs, targets, mask),
-                heads.last_step_backward(dy[0], None, 7)]
+                heads.last_step_backward(dy[0], None, 7),
+                *heads.dense_softmax_cross_entropy(x, w, b, targets % O2, mask)]
 
     rnnx.set_num_threads(1)
     serial = run()
