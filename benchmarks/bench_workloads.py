@@ -222,13 +222,28 @@ def rnnx_variants(p, mode):
 
         return train if mode == "train" else (lambda: (forward()[0], None, None))
 
+    def fused_step(get_x):  # train: the head's forward and backward in one call
+        def train():
+            y, _, cache = layer.forward(get_x())
+            loss, dy, dW, _ = heads.dense_softmax_cross_entropy(y, W, b, targets)
+            _, _, grads = layer.backward(dy, cache)
+            return loss, grads["weight_hh_l0"], dW
+
+        return train
+
+    def variants(name, get_x):
+        out = {name: step(get_x, mode)}
+        if mode == "train" and hasattr(heads, "dense_softmax_cross_entropy"):
+            out[f"{name}, fused head"] = fused_step(get_x)
+        return out
+
     if not p.w.index:
-        return {"one-hot (data)": step(lambda: p.x, mode)}
+        return variants("one-hot (data)", lambda: p.x)
     try:  # does the layer take integer ids (a column gather)? One training step tells.
         step(lambda: p.ids, "train")()
     except (TypeError, ValueError):
-        return {"one-hot (in step)": step(p.onehot, mode)}
-    return {"ids": step(lambda: p.ids, mode)}
+        return variants("one-hot (in step)", p.onehot)
+    return variants("ids", lambda: p.ids)
 
 
 def numpy_variants(p, mode):

@@ -388,7 +388,8 @@ def test_results_do_not_depend_on_the_thread_count(restore_threads):
         return [heads.dense_forward(x, w, b), *heads.dense_backward(dy, x, w),
                 heads.embedding_forward(ids, emb), heads.embedding_backward(demb, ids, V2),
                 np.array(loss), probs, heads.softmax_cross_entropy_backward(probs, targets, mask),
-                heads.last_step_backward(dy[0], None, 7)]
+                heads.last_step_backward(dy[0], None, 7),
+                *heads.dense_softmax_cross_entropy(x, w, b, targets % O2, mask)]
 
     rnnx.set_num_threads(1)
     serial = run()
@@ -456,6 +457,9 @@ def _valid():
                                            "targets": targets, "mask": MASK},
         "last_step_forward": {"y": x, "lengths": LENGTHS},
         "last_step_backward": {"dout": x[0], "lengths": LENGTHS, "T": T},
+        "dense_softmax_cross_entropy": {"x": x, "weight": rng.standard_normal((V, F)),
+                                        "bias": rng.standard_normal(V), "targets": targets,
+                                        "mask": MASK},
     }
 
 
@@ -522,6 +526,33 @@ BAD = {
     "last_bwd/T_float": ("last_step_backward", "T", lambda a: 4.0, TypeError),
     "last_bwd/lengths_above_T": ("last_step_backward", "lengths", lambda a: a + 1, ValueError),
     "last_bwd/dout_3d": ("last_step_backward", "dout", lambda a: a[None], ValueError),
+    "fused/x_int": ("dense_softmax_cross_entropy", "x", lambda a: a.astype(int), TypeError),
+    "fused/x_list": ("dense_softmax_cross_entropy", "x", lambda a: a.tolist(), TypeError),
+    "fused/x_empty": ("dense_softmax_cross_entropy", "x", lambda a: a[:0], ValueError),
+    "fused/x_nan": ("dense_softmax_cross_entropy", "x", _nan, ValueError),
+    "fused/weight_shape": ("dense_softmax_cross_entropy", "weight", lambda a: a[:, :-1],
+                           ValueError),
+    "fused/weight_mixed": ("dense_softmax_cross_entropy", "weight",
+                           lambda a: a.astype(np.float32), TypeError),
+    "fused/weight_inf": ("dense_softmax_cross_entropy", "weight", lambda a: a * np.inf,
+                         ValueError),
+    "fused/bias_shape": ("dense_softmax_cross_entropy", "bias", lambda a: a[:-1], ValueError),
+    "fused/bias_mixed": ("dense_softmax_cross_entropy", "bias", lambda a: a.astype(np.float32),
+                         TypeError),
+    "fused/targets_high": ("dense_softmax_cross_entropy", "targets", lambda a: a + V,
+                           ValueError),
+    "fused/targets_negative": ("dense_softmax_cross_entropy", "targets", lambda a: a - V,
+                               ValueError),
+    "fused/targets_float": ("dense_softmax_cross_entropy", "targets", lambda a: a * 1.0,
+                            TypeError),
+    "fused/targets_shape": ("dense_softmax_cross_entropy", "targets", lambda a: a[:-1],
+                            ValueError),
+    "fused/targets_none": ("dense_softmax_cross_entropy", "targets", lambda a: None,
+                           TypeError),
+    "fused/mask_shape": ("dense_softmax_cross_entropy", "mask", lambda a: a[:-1], ValueError),
+    "fused/mask_values": ("dense_softmax_cross_entropy", "mask", lambda a: a * 2, ValueError),
+    "fused/mask_str": ("dense_softmax_cross_entropy", "mask", lambda a: a.astype(str),
+                       TypeError),
 }
 
 
@@ -574,3 +605,147 @@ def test_reference_agrees_with_itself_on_one_hot():
     onehot = np.eye(V)[targets]
     np.testing.assert_array_equal(ref.softmax_cross_entropy_backward(probs, targets, MASK),
                                   (probs - onehot) * MASK[..., None])
+
+
+# ----------------------------------------------------------------------------------
+# the fused head: dense_softmax_cross_entropy
+# ----------------------------------------------------------------------------------
+
+
+def unfused(x, w, b, targets, mask):
+    """The composition that dense_softmax_cross_entropy fuses, from the public functions."""
+    loss, probs = heads.softmax_cross_entropy(heads.dense_forward(x, w, b), targets, mask)
+    dlogits = heads.softmax_cross_entropy_backward(probs, targets, mask)
+    return (loss,) + heads.dense_backward(dlogits, x, w, b is not None)
+
+
+@pytest.mark.parametrize("mask", ["none", "bool", "int"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("lead", ["TB", "B", "scalar"])
+@pytest.mark.parametrize("dt", list(DTYPES))
+def test_fused_head_is_the_unfused_composition_bit_for_bit(dt, lead, bias, mask):
+    dtype, shape = DTYPES[dt], LEADS[lead]
+    rng = np.random.default_rng(30)
+    x, w = rand(rng, shape + (F,), dtype), rand(rng, (V, F), dtype)
+    b = rand(rng, (V,), dtype) if bias else None
+    targets = rng.integers(0, V, shape)
+    m = None
+    if mask != "none":
+        m = np.asarray(rng.random(shape) < 0.6)
+        m.flat[0] = True  # one kept position at least
+        m = m.astype({"bool": bool, "int": np.int32}[mask])
+    got = heads.dense_softmax_cross_entropy(x, w, b, targets, m)
+    want = unfused(x, w, b, targets, m)
+    assert len(got) == 4
+    for name, g, u in zip(("loss", "dx", "dweight", "dbias"), got, want):
+        if u is None:
+            assert g is None, name
+            continue
+        assert type(g) is type(u) and g.dtype == dtype and g.shape == u.shape, name
+        assert g.tobytes() == u.tobytes(), f"{name} differs from the unfused composition"
+    # against the reference in float64 (in float32 the sums of dbias cancel to a few ulps of
+    # float32 noise; the unfused functions' own reference tests cover float32)
+    if not shape or dtype is not np.float64:  # (the reference's backward needs an axis)
+        return
+    for name, g, r in zip(("loss", "dx", "dweight", "dbias"), got,
+                          ref.dense_softmax_cross_entropy(x, w, b, targets, m)):
+        if r is not None:
+            close(g, r, dtype, name)
+
+
+@pytest.mark.parametrize("dt", list(DTYPES))
+def test_fused_head_is_bit_for_bit_on_wide_heads_and_extreme_logits(dt):
+    """V = 37 (whole vector packets and a tail in every row), 2000 rows (more than one
+    block of rows), logits spread over thousands (exps that underflow to 0) and a mask."""
+    dtype = DTYPES[dt]
+    rng = np.random.default_rng(33)
+    x, w = rand(rng, (40, 50, 9), dtype, 30.0), rand(rng, (37, 9), dtype, 30.0)
+    b = rand(rng, (37,), dtype)
+    targets = rng.integers(0, 37, (40, 50))
+    m = rng.random((40, 50)) < 0.8
+    got = heads.dense_softmax_cross_entropy(x, w, b, targets, m)
+    want = unfused(x, w, b, targets, m)
+    for name, g, u in zip(("loss", "dx", "dweight", "dbias"), got, want):
+        assert g.tobytes() == u.tobytes(), f"{name} differs from the unfused composition"
+
+
+def test_fused_head_gradients():
+    """dx, dweight, dbias are the gradients of the loss it returns (central differences)."""
+    rng = np.random.default_rng(31)
+    x, w, b = rand(rng, (T, B, F)), rand(rng, (V, F)), rand(rng, (V,))
+    targets = rng.integers(0, V, (T, B))
+
+    def loss():
+        return float(heads.dense_softmax_cross_entropy(x, w, b, targets, MASK)[0])
+
+    _, dx, dw, db = heads.dense_softmax_cross_entropy(x, w, b, targets, MASK)
+    check_gradients(loss, {"x": x, "weight": w, "bias": b}, {"x": dx, "weight": dw, "bias": db})
+    assert not dx[~MASK].any()  # masked positions: no gradient
+
+
+def test_fused_head_refuses_logits_that_overflow_like_the_unfused_loss():
+    """Finite x, weight and bias can still give an infinite logit (float32 overflow): the
+    unfused softmax_cross_entropy refuses it, so does the fused call."""
+    x = np.full((2, 3, 4), 1e20, np.float32)
+    w = np.full((5, 4), 1e20, np.float32)
+    targets = np.zeros((2, 3), dtype=int)
+    with pytest.raises(ValueError, match="logits"):
+        unfused(x, w, None, targets, None)
+    with pytest.raises(ValueError, match="logits"):
+        heads.dense_softmax_cross_entropy(x, w, None, targets, None)
+
+
+def test_fused_head_accepts_lists_and_numbers_like_the_loss():
+    rng = np.random.default_rng(32)
+    x, w = rand(rng, (T, B, F)), rand(rng, (V, F))
+    targets = rng.integers(0, V, (T, B))
+    want = heads.dense_softmax_cross_entropy(x, w, None, targets, MASK)
+    for t, m in ((targets.tolist(), MASK.tolist()), (targets.astype(np.uint8), MASK * 1.0)):
+        got = heads.dense_softmax_cross_entropy(x, w, None, t, m)
+        assert got[0] == want[0] and np.array_equal(got[1], want[1])
+
+
+# ----------------------------------------------------------------------------------
+# the compiled layer is asked first; the Python checks still choose the message
+# ----------------------------------------------------------------------------------
+
+
+def _put(a, index, value):
+    a = a.copy()
+    a[index] = value
+    return a
+
+
+@pytest.mark.parametrize("func, kwargs, message", [
+    ("softmax_cross_entropy", {"targets": lambda t: _put(t, (1, 2), V + 2)},
+     r"^targets\[1, 2\] = 9 is outside 0..V-1 = 0..6$"),
+    ("softmax_cross_entropy", {"logits": lambda a: a.astype(np.float32)}, None),
+    ("dense_forward", {"weight": lambda a: a.astype(np.float32)},
+     r"^weight must have dtype float64 like x, got float32 \(mixed dtypes"),
+    ("dense_backward", {"bias_present": lambda a: None}, r"^bias_present must be a bool"),
+    ("dense_softmax_cross_entropy", {"targets": lambda t: _put(t, (2, 0), -1)},
+     r"^targets\[2, 0\] = -1 is outside 0..V-1 = 0..6$"),
+])
+def test_python_messages_are_kept(func, kwargs, message):
+    """Calls go to the compiled layer first; a refused one is checked again in Python, and
+    the error raised is the Python layer's (multi-index positions, 'like x' for dtypes)."""
+    args = _valid()[func]
+    for name, make in kwargs.items():
+        args[name] = make(args[name])
+    if message is None:  # valid after all (a float32 call): no error
+        getattr(heads, func)(**args)
+        return
+    with pytest.raises((TypeError, ValueError), match=message):
+        getattr(heads, func)(**args)
+
+
+def test_dense_backward_bias_present_takes_only_bools():
+    """pybind11 would read 1, 0 or None as a bool; the Python layer refuses them first."""
+    args = _valid()["dense_backward"]
+    want = heads.dense_backward(**args)
+    for value in (1, 0, None, "yes"):
+        with pytest.raises(TypeError, match="bias_present"):
+            heads.dense_backward(**dict(args, bias_present=value))
+    got = heads.dense_backward(**dict(args, bias_present=np.True_))
+    assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    assert heads.dense_backward(**dict(args, bias_present=np.False_))[2] is None

@@ -545,6 +545,49 @@ def test_backward_leaves_the_cache_unchanged_and_can_run_twice():
                 np.testing.assert_array_equal(cache.states[key][k], v, err_msg=f"{key} {k}")
 
 
+def _backward_bits(out):
+    """Every array of backward's (dx, dstate0, grads) as bytes, for bit-for-bit checks."""
+    dx, dstate0, grads = out
+    arrays = [dx, *parts(dstate0), *grads.values()]
+    return [None if a is None else (a.dtype, a.shape, a.tobytes()) for a in arrays], list(grads)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_backward_through_the_kernel_wrappers_gives_the_same_bits(cell, config):
+    """Backward hands forward's (T+1, B, H) outputs to the compiled kernels directly while
+    the cache is as forward left it; with an array of cache.states replaced (a copy with
+    the same values) it goes through rnnx.kernels instead. Both give the same bits."""
+    num_layers, bidirectional, lengths = config
+    layer = make(cell, num_layers, bidirectional, seed=40)
+    a = random_inputs(cell, num_layers, bidirectional, seed=41)
+    ln = LENGTHS if lengths else None
+    _, _, cache = layer.forward(a["x"], state=a["state"], lengths=ln)
+    fast = layer.backward(a["dy"], cache, dstate=a["dstate"])
+    for run in cache.states.values():
+        run["h"] = run["h"].copy()
+    slow = layer.backward(a["dy"], cache, dstate=a["dstate"])
+    assert _backward_bits(fast) == _backward_bits(slow)
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "gru", "lstm"])
+def test_backward_reads_the_initial_state_as_the_kernels_did(cell):
+    """An initial state changed in place between forward and backward: backward reads
+    its new values, as rnnx.kernels' backward given that state does (the saved outputs'
+    first row no longer matches it, so they are not used)."""
+    layer = make(cell, seed=42)
+    a = random_inputs(cell, 1, False, seed=43)
+    _, _, cache = layer.forward(a["x"], state=a["state"])
+    before = _backward_bits(layer.backward(a["dy"], cache))
+    for arr in parts(a["state"]):
+        arr *= 0.5
+    after = layer.backward(a["dy"], cache)
+    assert _backward_bits(after) != before
+    for run in cache.states.values():
+        run["h"] = run["h"].copy()  # the kernels' path, with the changed state
+    assert _backward_bits(layer.backward(a["dy"], cache)) == _backward_bits(after)
+
+
 # ----------------------------------------------------------------------------------
 # parameters: names, shapes, initialisation
 # ----------------------------------------------------------------------------------

@@ -26,6 +26,16 @@ call share one dtype (mixing is a ``TypeError``, never a silent cast) and the re
 keep it; integer arrays (``ids``, ``targets``, ``lengths``) may have any integer dtype.
 Results do not depend on the number of threads. :mod:`rnnx.reference.heads` holds the
 same functions in plain NumPy.
+
+:func:`dense_softmax_cross_entropy` is the training step of a dense head with this loss
+in one call: the same results as the four functions it fuses, bit for bit.
+
+Validation: the compiled layer checks every argument (types, dtypes, shapes, values,
+finiteness), so a call goes to it first; only when it refuses one (TypeError, ValueError,
+or MemoryError for a copy too large) do the Python checks here run, to raise the error
+they always raised (the first of these checks that fails, else the compiled layer's). A
+valid call thus pays for each check once, in C++, and a bad one raises what it did
+before.
 """
 
 import operator
@@ -39,7 +49,7 @@ _h = _core.heads
 __all__ = [
     "dense_forward", "dense_backward", "embedding_forward", "embedding_backward",
     "softmax_cross_entropy", "softmax_cross_entropy_backward", "last_step_forward",
-    "last_step_backward",
+    "last_step_backward", "dense_softmax_cross_entropy",
 ]
 
 _FLOATS = (np.float32, np.float64)
@@ -172,6 +182,13 @@ def _dense_shapes(x, weight):
     return dt, weight.shape[0]
 
 
+def _check_dense(x, weight, bias):
+    dt, O = _dense_shapes(x, weight)
+    if bias is not None:
+        _like("bias", bias, dt, "x")
+        _shape("bias", bias, (O,), "(O,)")
+
+
 def dense_forward(x, weight, bias=None):
     """A linear layer on the last axis: ``y = x weightᵀ + bias`` (PyTorch's ``nn.Linear``).
 
@@ -205,10 +222,11 @@ def dense_forward(x, weight, bias=None):
     >>> dense_forward(x, np.full((5, 4), 0.5), np.arange(5.0))[0, 0]
     array([2., 3., 4., 5., 6.])
     """
-    dt, O = _dense_shapes(x, weight)
-    if bias is not None:
-        _like("bias", bias, dt, "x")
-        _shape("bias", bias, (O,), "(O,)")
+    try:  # the compiled layer checks everything below (see the module docstring)
+        return _h.dense_forward(x, weight, bias)
+    except (TypeError, ValueError, MemoryError):
+        pass
+    _check_dense(x, weight, bias)
     return _h.dense_forward(x, weight, bias)
 
 
@@ -243,12 +261,22 @@ def dense_backward(dy, x, weight, bias_present=True):
     With every leading index as a row ``n``: ``dx = dy weight``,
     ``dweight = Σ_n dy[n]ᵀ x[n]`` and ``dbias = Σ_n dy[n]``.
     """
+    # pybind11 would take 1 or None as a bool: this check stays in Python, first
+    if bias_present is not True and bias_present is not False:
+        if not isinstance(bias_present, np.bool_):
+            dt, O = _dense_shapes(x, weight)
+            _like("dy", dy, dt, "x")
+            _shape("dy", dy, x.shape[:-1] + (O,), "(..., O)")
+            raise TypeError(f"bias_present must be a bool, got {type(bias_present).__name__}")
+        bias_present = bool(bias_present)
+    try:  # the compiled layer checks the arrays (see the module docstring)
+        return _h.dense_backward(dy, x, weight, bias_present)
+    except (TypeError, ValueError, MemoryError):
+        pass
     dt, O = _dense_shapes(x, weight)
     _like("dy", dy, dt, "x")
     _shape("dy", dy, x.shape[:-1] + (O,), "(..., O)")
-    if not isinstance(bias_present, (bool, np.bool_)):
-        raise TypeError(f"bias_present must be a bool, got {type(bias_present).__name__}")
-    return _h.dense_backward(dy, x, weight, bool(bias_present))
+    return _h.dense_backward(dy, x, weight, bias_present)
 
 
 # ----------------------------------------------------------------------------------
@@ -392,6 +420,11 @@ def softmax_cross_entropy(logits, targets, mask=None):
     >>> round(float(loss), 6), probs[0, 0]
     (2.772589, array([0.25, 0.25, 0.25, 0.25]))
     """
+    try:  # the compiled layer checks everything below (see the module docstring)
+        loss, probs = _h.softmax_cross_entropy(logits, targets, mask)
+        return loss[()], probs
+    except (TypeError, ValueError, MemoryError):
+        pass
     _float("logits", logits)
     lead, V = _classes("logits", logits)
     mask = _mask(mask, lead)
@@ -426,6 +459,10 @@ def softmax_cross_entropy_backward(probs, targets, mask=None):
     (no one-hot is formed). It is the gradient of the summed loss; scale it by
     ``1 / mask.sum()`` for the mean.
     """
+    try:  # the compiled layer checks everything below (see the module docstring)
+        return _h.softmax_cross_entropy_backward(probs, targets, mask)
+    except (TypeError, ValueError, MemoryError):
+        pass
     _float("probs", probs)
     lead, V = _classes("probs", probs)
     mask = _mask(mask, lead)
@@ -514,3 +551,79 @@ def last_step_backward(dout, lengths, T):
         raise ValueError(f"dout must have shape (B, F) and not be empty, got {dout.shape}")
     T = _count("T", T)
     return _h.last_step_backward(dout, _lengths(lengths, dout.shape[0], T), T)
+
+
+# ----------------------------------------------------------------------------------
+# dense head + softmax cross-entropy, fused
+# ----------------------------------------------------------------------------------
+
+
+def dense_softmax_cross_entropy(x, weight, bias, targets, mask=None):
+    """A dense head's loss and every gradient in one call: the training step of
+    :func:`dense_forward`, :func:`softmax_cross_entropy` and their backwards.
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., F), e.g. (T, B, F), not empty
+        The head's input, e.g. the states of an RNN.
+    weight : ndarray of shape (O, F)
+    bias : ndarray of shape (O,) or None
+    targets : ndarray of int, shape ``x.shape[:-1]``
+        The correct class of every position, in ``0 .. O-1`` (at masked positions it
+        is not read).
+    mask : ndarray of bool (or 0/1), shape ``x.shape[:-1]``, optional
+        True where a position counts; None for all.
+
+    Returns
+    -------
+    loss : float32 or float64 scalar (the dtype of `x`)
+        The summed cross-entropy, as :func:`softmax_cross_entropy` returns it.
+    dx : ndarray of shape (..., F)
+    dweight : ndarray of shape (O, F)
+    dbias : ndarray of shape (O,) or None (None when `bias` is None)
+
+    Raises
+    ------
+    TypeError
+        If an array is not float32/float64, the dtypes differ, `targets` is not an
+        integer array, or `mask` neither bool nor numeric.
+    ValueError
+        If a shape does not fit, `x` is empty, a kept target is outside ``0 .. O-1``,
+        `mask` holds values other than 0 and 1, an array holds NaN or infinity, or a
+        logit overflows to infinity.
+
+    Notes
+    -----
+    The same numbers, bit for bit, as::
+
+        logits = dense_forward(x, weight, bias)
+        loss, probs = softmax_cross_entropy(logits, targets, mask)
+        dlogits = softmax_cross_entropy_backward(probs, targets, mask)
+        dx, dweight, dbias = dense_backward(dlogits, x, weight, bias is not None)
+
+    without the intermediate arrays or the three calls between them (for small heads
+    those calls cost more than the arithmetic). The logits and probabilities are not
+    returned; call the unfused functions where they are needed.
+
+    Examples
+    --------
+    >>> x = np.ones((2, 3, 4))
+    >>> loss, dx, dw, db = dense_softmax_cross_entropy(
+    ...     x, np.zeros((5, 4)), np.zeros(5), np.zeros((2, 3), dtype=int))
+    >>> round(float(loss), 6), dx.shape, dw.shape, db
+    (9.656627, (2, 3, 4), (5, 4), array([-4.8,  1.2,  1.2,  1.2,  1.2]))
+    """
+    try:  # the compiled layer checks everything below (see the module docstring)
+        loss, dx, dweight, dbias = _h.dense_softmax_cross_entropy(x, weight, bias, targets, mask)
+        return loss[()], dx, dweight, dbias
+    except (TypeError, ValueError, MemoryError):
+        pass
+    _check_dense(x, weight, bias)
+    lead = x.shape[:-1]
+    if 0 in lead:
+        raise ValueError(f"x must not be empty (a loss needs at least one row), got shape "
+                         f"{x.shape}")
+    mask = _mask(mask, lead)
+    targets = _targets(targets, lead, weight.shape[0], mask, "x")
+    loss, dx, dweight, dbias = _h.dense_softmax_cross_entropy(x, weight, bias, targets, mask)
+    return loss[()], dx, dweight, dbias

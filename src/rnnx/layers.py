@@ -24,6 +24,8 @@ import numpy as np
 
 from . import kernels as _kernels
 
+_core = _kernels._k  # the compiled kernels (the fast path of backward, see _Saved)
+
 __all__ = ["RNN", "GRU", "LSTM", "LayerCache"]
 
 
@@ -63,6 +65,7 @@ class LayerCache:
         self.initial = {}    # (layer, direction) -> (h0, c0 or None)
         self.dropout = {}    # layer -> the scaled mask applied to its output
         self.shape = None    # (T, B)
+        self._saved = {}     # (layer, direction) -> _Saved
 
     def gate(self, name, layer=0, direction=0):
         """The ``(T, B, H)`` view of one gate's activations (e.g. ``"f"`` of the LSTM)."""
@@ -74,6 +77,41 @@ class LayerCache:
         H = gates.shape[2] // len(self.gate_names)
         q = self.gate_names.index(name)
         return gates[:, :, q * H:(q + 1) * H]
+
+
+class _Saved:
+    """What forward kept of one layer-direction beyond ``cache.states``: the kernel's
+    ``(T+1, B, H)`` output(s) whose rows ``0 .. T-1`` are the states each step started
+    from, so that backward hands them to the kernel as views instead of rebuilding them
+    (:func:`rnnx.kernels._prev` costs microseconds per call on tiny problems).
+
+    Backward takes this path only while ``cache.states`` and ``cache.initial`` still hold
+    the very arrays forward put there and the initial state still has the values forward
+    started from (then rows ``0 .. T-1`` are exactly what ``_prev`` would give); otherwise
+    it goes through :mod:`rnnx.kernels` as before, with its checks and messages.
+    """
+
+    __slots__ = ("arrays", "c_prev", "h_prev", "initial", "start")
+
+    def __init__(self, rec, initial, h_all, c_all=None):
+        self.arrays = (rec.get("h"), rec.get("gates"), rec.get("c"), rec.get("aux"))
+        self.initial = initial
+        h0, c0 = initial
+        self.start = (h0.tobytes(), None if c0 is None else c0.tobytes())
+        self.h_prev = None if h_all is None else h_all[:-1]
+        self.c_prev = None if c_all is None else c_all[:-1]
+
+    def prev(self, cache, key):
+        """(h_prev, c_prev or None) as views, or None when the cache was changed."""
+        rec, initial, a = cache.states.get(key), cache.initial.get(key), self.arrays
+        if (self.h_prev is None or initial is not self.initial or type(rec) is not dict
+                or rec.get("h") is not a[0] or rec.get("gates") is not a[1]
+                or rec.get("c") is not a[2] or rec.get("aux") is not a[3]):
+            return None
+        h0, c0 = initial
+        if h0.tobytes() != self.start[0] or (c0 is not None and c0.tobytes() != self.start[1]):
+            return None
+        return self.h_prev, self.c_prev
 
 
 def _flag(name, value):
@@ -149,6 +187,29 @@ class _Recurrent:
 
     def _name(self, base, layer, direction):
         return f"{base}{self._infix}_l{layer}" + ("_reverse" if direction else "")
+
+    _BASES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole")
+
+    def _names(self, layer, d):
+        """{base: parameter name} of one layer-direction, for every base in _BASES (made
+        once per layer object: the names never change)."""
+        table = self.__dict__.get("_name_table")
+        if table is None:
+            table = self._name_table = {
+                (i, j): {base: self._name(base, i, j) for base in self._BASES}
+                for i in range(self.num_layers) for j in range(self._directions)}
+        return table[(layer, d)]
+
+    def _weights(self, layer, d, params):
+        """(weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole) of one layer-direction
+        from `params` (None where absent)."""
+        table = self.__dict__.get("_weight_names")
+        if table is None:
+            table = self._weight_names = {
+                (i, j): tuple(self._names(i, j)[base] for base in self._BASES)
+                for i in range(self.num_layers) for j in range(self._directions)}
+        n, get = table[(layer, d)], params.get
+        return get(n[0]), get(n[1]), get(n[2]), get(n[3]), get(n[4])
 
     def state_dict(self):
         """The parameters, a dict of NumPy arrays named and laid out like PyTorch's.
@@ -231,24 +292,35 @@ class _Recurrent:
         cache.shape = (T, B)
         cache.params = dict(self._params)  # backward differentiates these, even after a reload
         H, D = self.hidden_size, self._directions
-        h_n = np.empty((self.num_layers * D, B, H), dtype=self.dtype)
-        c_n = np.empty_like(h_n) if self._kind == "lstm" else None
+        lstm = self._kind == "lstm"
+        single = self.num_layers * D == 1  # h_n (c_n) is then the last step's copy
+        h_n = None if single else np.empty((self.num_layers * D, B, H), dtype=self.dtype)
+        c_n = np.empty_like(h_n) if lstm and not single else None
         inp = x
         for layer in range(self.num_layers):
-            y = np.empty((T, B, D * H), dtype=self.dtype)
+            y = None if D == 1 else np.empty((T, B, D * H), dtype=self.dtype)
             for d in range(D):
                 i = layer * D + d
                 xin = inp if d == 0 else _reverse_in_length(inp, lengths)
-                rec = self._kernel_forward(layer, d, xin, h0[i], None if c0 is None else c0[i],
-                                           lengths)
+                initial = (h0[i], None if c0 is None else c0[i])
+                rec, h_all, c_all = self._kernel_forward(layer, d, xin, initial[0], initial[1],
+                                                         lengths)
                 cache.states[(layer, d)] = rec
                 cache.inputs[(layer, d)] = xin
-                cache.initial[(layer, d)] = (h0[i], None if c0 is None else c0[i])
+                cache.initial[(layer, d)] = initial
+                cache._saved[(layer, d)] = _Saved(rec, initial, h_all, c_all)
                 h = rec["h"]
-                h_n[i] = h[-1]
-                if c_n is not None:
-                    c_n[i] = rec["c"][-1]
-                y[:, :, d * H:(d + 1) * H] = h if d == 0 else _reverse_in_length(h, lengths)
+                if single:
+                    h_n = h[-1:].copy()
+                    c_n = rec["c"][-1:].copy() if lstm else None
+                else:
+                    h_n[i] = h[-1]
+                    if c_n is not None:
+                        c_n[i] = rec["c"][-1]
+                if D == 1:
+                    y = h.copy()  # y is the layer's own array, not the cache's h
+                else:
+                    y[:, :, d * H:(d + 1) * H] = h if d == 0 else _reverse_in_length(h, lengths)
             if mask is not None:
                 y *= mask
             if layer < self.num_layers - 1 and self.training and self.dropout > 0:
@@ -257,7 +329,7 @@ class _Recurrent:
                 cache.dropout[layer] = scaled
                 y = y * scaled
             inp = y
-        state_out = (h_n, c_n) if self._kind == "lstm" else h_n
+        state_out = (h_n, c_n) if lstm else h_n
         return inp, state_out, cache
 
     def backward(self, dy, cache, dstate=None):
@@ -286,8 +358,9 @@ class _Recurrent:
         dh_n, dc_n = self._final_state_grad(dstate, B)
         lengths = cache.lengths
         grads = {}
-        dh0 = np.zeros((L * D, B, H), dtype=self.dtype)
-        dc0 = np.zeros_like(dh0) if self._kind == "lstm" else None
+        single = L * D == 1  # dh0 (and dc0) are then the kernel's (B, H) outputs as (1, B, H)
+        dh0 = None if single else np.zeros((L * D, B, H), dtype=self.dtype)
+        dc0 = None if single or self._kind != "lstm" else np.zeros_like(dh0)
         d_out = dy
         for layer in reversed(range(L)):
             if layer in cache.dropout:
@@ -295,7 +368,7 @@ class _Recurrent:
             dx = None
             for d in range(D):
                 i = layer * D + d
-                g = np.ascontiguousarray(d_out[:, :, d * H:(d + 1) * H])
+                g = d_out if D == 1 else np.ascontiguousarray(d_out[:, :, d * H:(d + 1) * H])
                 if d == 1:
                     g = _reverse_in_length(g, lengths)
                 dxd, dstates, pgrads = self._kernel_backward(
@@ -304,11 +377,16 @@ class _Recurrent:
                 if d == 1 and dxd is not None:
                     dxd = _reverse_in_length(dxd, lengths)
                 dx = dxd if dx is None else dx + dxd
-                dh0[i] = dstates[0]
-                if dc0 is not None:
-                    dc0[i] = dstates[1]
+                if single:
+                    dh0 = dstates[0][None]
+                    dc0 = dstates[1][None] if len(dstates) > 1 else None
+                else:
+                    dh0[i] = dstates[0]
+                    if dc0 is not None:
+                        dc0[i] = dstates[1]
+                names = self._names(layer, d)
                 for base, value in pgrads.items():
-                    grads[self._name(base, layer, d)] = value
+                    grads[names[base]] = value
             d_out = dx
         grads = {k: grads[k] for k in cache.params}  # state_dict order
         dstate0 = (dh0, dc0) if self._kind == "lstm" else dh0
@@ -327,6 +405,9 @@ class _Recurrent:
         return a
 
     def _check_x(self, x):
+        if (type(x) is np.ndarray and x.dtype == self.dtype and x.ndim == 3
+                and x.shape[2] == self.input_size and 0 not in x.shape):
+            return x  # the common case, in one test; the checks below say what is wrong
         if not isinstance(x, np.ndarray):
             raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
         if x.dtype.kind in "iu":  # index input: x[t, b] = k stands for the one-hot e_k
@@ -375,9 +456,9 @@ class _Recurrent:
         return self._check_array("state", state, shape), None
 
     def _final_state_grad(self, dstate, B):
-        shape = self._state_shape(B)
         if dstate is None:
             return None, None
+        shape = self._state_shape(B)
         if self._kind == "lstm":
             if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
                 raise TypeError("dstate must be the pair (dh_n, dc_n) for the LSTM")
@@ -386,13 +467,22 @@ class _Recurrent:
             return dh, dc
         return self._check_array("dstate", dstate, shape), None
 
-    def _p(self, base, layer, d, params=None):
-        return (self._params if params is None else params).get(self._name(base, layer, d))
-
     def __repr__(self):
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers="
                 f"{self.num_layers}, bias={self.bias}, bidirectional={self.bidirectional}, "
                 f"dropout={self.dropout}, dtype={self.dtype.name})")
+
+
+def _saved_prev(cache, key):
+    """The saved (h_prev, c_prev) views of forward's outputs (see _Saved), or None.
+
+    With them, backward calls the compiled kernel directly: it checks every argument as
+    :mod:`rnnx.kernels` does (and more: finiteness). When there are none (the cache was
+    changed since forward) or the kernel refuses an argument, backward goes through
+    :mod:`rnnx.kernels`, whose checks raise the error with their message (or the
+    kernel's, for what only it checks)."""
+    saved = getattr(cache, "_saved", {}).get(key)
+    return None if saved is None else saved.prev(cache, key)
 
 
 def _bias_sum(b_ih, b_hh):
@@ -424,21 +514,31 @@ class RNN(_Recurrent):
                          dtype, seed)
 
     def _kernel_forward(self, layer, d, x, h0, c0, lengths):
-        p = self._p
-        h = _kernels.rnn_forward(x, np.ascontiguousarray(h0), p("weight_ih", layer, d),
-                                 p("weight_hh", layer, d),
-                                 _bias_sum(p("bias_ih", layer, d), p("bias_hh", layer, d)),
-                                 self.nonlinearity, lengths=lengths)
-        return {"h": h, "gates": h}
+        w_ih, w_hh, b_ih, b_hh, _ = self._weights(layer, d, self._params)
+        b = _bias_sum(b_ih, b_hh)
+        try:  # the compiled kernel checks every argument (see _saved_prev)
+            h_all = _core.rnn_forward(x, h0, w_ih, w_hh, b, self.nonlinearity, lengths)
+            h = h_all[1:]
+        except (TypeError, ValueError, MemoryError):
+            h_all = None
+            h = _kernels.rnn_forward(x, np.ascontiguousarray(h0), w_ih, w_hh, b,
+                                     self.nonlinearity, lengths=lengths)
+        return {"h": h, "gates": h}, h_all, None
 
     def _kernel_backward(self, layer, d, cache, dh, dh_n, dc_n):
-        def p(base, layer, d):
-            return self._p(base, layer, d, cache.params)
-        rec, (h0, _) = cache.states[(layer, d)], cache.initial[(layer, d)]
-        dx, dh0, dw_ih, dw_hh, db = _kernels.rnn_backward(
-            dh, cache.inputs[(layer, d)], np.ascontiguousarray(h0), rec["h"],
-            p("weight_ih", layer, d), p("weight_hh", layer, d), self.nonlinearity,
-            dh_n=dh_n, lengths=cache.lengths)
+        key = (layer, d)
+        w_ih, w_hh = self._weights(layer, d, cache.params)[:2]
+        rec, (h0, _) = cache.states[key], cache.initial[key]
+        out, prev = None, _saved_prev(cache, key)
+        if prev is not None:
+            try:
+                out = _core.rnn_backward(cache.inputs[key], w_ih, w_hh, rec["h"], prev[0], dh,
+                                         dh_n, self.nonlinearity, cache.lengths)
+            except (TypeError, ValueError, MemoryError):
+                pass
+        dx, dh0, dw_ih, dw_hh, db = out or _kernels.rnn_backward(
+            dh, cache.inputs[key], np.ascontiguousarray(h0), rec["h"], w_ih, w_hh,
+            self.nonlinearity, dh_n=dh_n, lengths=cache.lengths)
         grads = {"weight_ih": dw_ih, "weight_hh": dw_hh}
         if self.bias:
             grads.update(bias_ih=db, bias_hh=db.copy())
@@ -475,21 +575,34 @@ class GRU(_Recurrent):
                          dtype, seed)
 
     def _kernel_forward(self, layer, d, x, h0, c0, lengths):
-        p = self._p
-        h, gates, aux = _kernels.gru_forward(
-            x, np.ascontiguousarray(h0), p("weight_ih", layer, d), p("weight_hh", layer, d),
-            p("bias_ih", layer, d), p("bias_hh", layer, d), self.reset_after, self.simplified,
-            lengths=lengths)
-        return {"h": h, "gates": gates, "aux": aux}
+        w_ih, w_hh, b_ih, b_hh, _ = self._weights(layer, d, self._params)
+        try:  # the compiled kernel checks every argument (see _saved_prev)
+            gates, aux, h_all = _core.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, self.reset_after,
+                                                  self.simplified, lengths)
+            h = h_all[1:]
+        except (TypeError, ValueError, MemoryError):
+            h_all = None
+            h, gates, aux = _kernels.gru_forward(
+                x, np.ascontiguousarray(h0), w_ih, w_hh, b_ih, b_hh, self.reset_after,
+                self.simplified, lengths=lengths)
+        return {"h": h, "gates": gates, "aux": aux}, h_all, None
 
     def _kernel_backward(self, layer, d, cache, dh, dh_n, dc_n):
-        def p(base, layer, d):
-            return self._p(base, layer, d, cache.params)
-        rec, (h0, _) = cache.states[(layer, d)], cache.initial[(layer, d)]
-        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _kernels.gru_backward(
-            dh, cache.inputs[(layer, d)], np.ascontiguousarray(h0), rec["h"], rec["gates"],
-            rec["aux"], p("weight_ih", layer, d), p("weight_hh", layer, d), self.reset_after,
-            self.simplified, dh_n=dh_n, lengths=cache.lengths)
+        key = (layer, d)
+        w_ih, w_hh = self._weights(layer, d, cache.params)[:2]
+        rec, (h0, _) = cache.states[key], cache.initial[key]
+        out, prev = None, _saved_prev(cache, key)
+        if prev is not None:
+            try:
+                out = _core.gru_backward(cache.inputs[key], w_ih, w_hh, prev[0], rec["gates"],
+                                         rec["aux"], dh, dh_n, self.reset_after, self.simplified,
+                                         cache.lengths)
+            except (TypeError, ValueError, MemoryError):
+                pass
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = out or _kernels.gru_backward(
+            dh, cache.inputs[key], np.ascontiguousarray(h0), rec["h"], rec["gates"],
+            rec["aux"], w_ih, w_hh, self.reset_after, self.simplified, dh_n=dh_n,
+            lengths=cache.lengths)
         grads = {"weight_ih": dw_ih, "weight_hh": dw_hh}
         if self.bias:
             grads.update(bias_ih=db_ih, bias_hh=db_hh)
@@ -534,21 +647,33 @@ class LSTM(_Recurrent):
                     self._params[key][H:2 * H] += self.dtype.type(self.forget_bias)
 
     def _kernel_forward(self, layer, d, x, h0, c0, lengths):
-        p = self._p
-        h, c, gates = _kernels.lstm_forward(
-            x, np.ascontiguousarray(h0), np.ascontiguousarray(c0), p("weight_ih", layer, d),
-            p("weight_hh", layer, d), _bias_sum(p("bias_ih", layer, d), p("bias_hh", layer, d)),
-            lengths=lengths, peephole=p("weight_peephole", layer, d))
-        return {"h": h, "c": c, "gates": gates}
+        w_ih, w_hh, b_ih, b_hh, peep = self._weights(layer, d, self._params)
+        b = _bias_sum(b_ih, b_hh)
+        try:  # the compiled kernel checks every argument (see _saved_prev)
+            gates, h_all, c_all = _core.lstm_forward(x, h0, c0, w_ih, w_hh, b, lengths, peep)
+            h, c = h_all[1:], c_all[1:]
+        except (TypeError, ValueError, MemoryError):
+            h_all = c_all = None
+            h, c, gates = _kernels.lstm_forward(
+                x, np.ascontiguousarray(h0), np.ascontiguousarray(c0), w_ih, w_hh, b,
+                lengths=lengths, peephole=peep)
+        return {"h": h, "c": c, "gates": gates}, h_all, c_all
 
     def _kernel_backward(self, layer, d, cache, dh, dh_n, dc_n):
-        def p(base, layer, d):
-            return self._p(base, layer, d, cache.params)
-        rec, (h0, c0) = cache.states[(layer, d)], cache.initial[(layer, d)]
-        out = _kernels.lstm_backward(
-            dh, cache.inputs[(layer, d)], np.ascontiguousarray(h0), np.ascontiguousarray(c0),
-            rec["h"], rec["c"], rec["gates"], p("weight_ih", layer, d), p("weight_hh", layer, d),
-            dh_n=dh_n, dc_n=dc_n, lengths=cache.lengths, peephole=p("weight_peephole", layer, d))
+        key = (layer, d)
+        w_ih, w_hh, _, _, peep = self._weights(layer, d, cache.params)
+        rec, (h0, c0) = cache.states[key], cache.initial[key]
+        out, prev = None, _saved_prev(cache, key)
+        if prev is not None:
+            try:
+                out = _core.lstm_backward(cache.inputs[key], w_ih, w_hh, rec["gates"], prev[0],
+                                          rec["c"], prev[1], dh, dh_n, dc_n, cache.lengths, peep)
+            except (TypeError, ValueError, MemoryError):
+                pass
+        out = out or _kernels.lstm_backward(
+            dh, cache.inputs[key], np.ascontiguousarray(h0), np.ascontiguousarray(c0),
+            rec["h"], rec["c"], rec["gates"], w_ih, w_hh, dh_n=dh_n, dc_n=dc_n,
+            lengths=cache.lengths, peephole=peep)
         dx, dh0, dc0, dw_ih, dw_hh, db = out[:6]
         grads = {"weight_ih": dw_ih, "weight_hh": dw_hh}
         if self.bias:

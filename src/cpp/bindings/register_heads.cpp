@@ -334,6 +334,46 @@ py::array h_last_step_backward(py::handle dout, py::handle lengths, py::handle T
   return std::move(dy);
 }
 
+// ---- dense head + softmax cross-entropy, fused --------------------------------------------
+
+// dense_softmax_cross_entropy(x, weight, bias, targets, mask)
+//   -> (loss (0-d), dx (..., F), dweight (O, F), dbias (O,) or None)
+// The checks of dense_forward and softmax_cross_entropy together (x must have rows: a
+// loss needs at least one), then the whole head's forward and backward with the GIL
+// released once.
+template <typename S>
+py::tuple h_dense_softmax_cross_entropy(py::handle x, py::handle weight, py::handle bias,
+                                        py::handle targets, py::handle mask) {
+  const DenseDims d = dense_dims<S>(x, weight);
+  if (d.N == 0)
+    throw py::value_error("x must not be empty (a loss needs at least one row), got shape " +
+                          shape_str(py::reinterpret_borrow<py::array>(x)));
+  Shape xs = d.lead;
+  xs.push_back(d.F);
+  const Aligned<S> xp = in<S>(x, "x", xs, "(..., F)");
+  const Aligned<S> wp = in<S>(weight, "weight", {d.O, d.F}, "(O, F)");
+  const Aligned<S> bp = bias.is_none() ? Aligned<S>{} : in<S>(bias, "bias", {d.O}, "(O,)");
+  const auto tp = int_arg(targets, "targets", d.lead, "x.shape[:-1]");
+  const std::vector<std::uint8_t> m = mask_arg(mask, d.lead);
+  auto loss = empty<S>({});
+  auto dx = empty<S>(xs);
+  auto dw = empty<S>({d.O, d.F});
+  py::object db = py::none();
+  S *lossp = loss.mutable_data(), *dxp = dx.mutable_data(), *dwp = dw.mutable_data(),
+    *dbp = nullptr;
+  if (bp.ptr) {
+    auto a = empty<S>({d.O});
+    dbp = a.mutable_data();
+    db = a;
+  }
+  {
+    py::gil_scoped_release release;
+    dense_softmax_cross_entropy<S>(d.N, d.F, d.O, xp.ptr, wp.ptr, bp.ptr, tp.data(),
+                                   m.empty() ? nullptr : m.data(), lossp, dxp, dwp, dbp);
+  }
+  return py::make_tuple(loss, dx, dw, db);
+}
+
 }  // namespace
 
 void register_heads(py::module_& m) {
@@ -404,6 +444,17 @@ void register_heads(py::module_& m) {
       },
       arg("dout"), arg("lengths").none(true), arg("T"),
       "dy (T, B, F): dout[b] at step lengths[b] - 1 of example b, 0 elsewhere.");
+  h.def(
+      "dense_softmax_cross_entropy",
+      [](py::handle x, py::handle weight, py::handle bias, py::handle targets, py::handle mask) {
+        return is_f32(x, "x")
+                   ? h_dense_softmax_cross_entropy<float>(x, weight, bias, targets, mask)
+                   : h_dense_softmax_cross_entropy<double>(x, weight, bias, targets, mask);
+      },
+      arg("x"), arg("weight"), arg("bias").none(true), arg("targets"),
+      arg("mask").none(true) = py::none(),
+      "(loss, dx, dweight, dbias or None): dense_forward, softmax_cross_entropy and both "
+      "backwards in one call.");
 }
 
 }  // namespace rnnx::bind

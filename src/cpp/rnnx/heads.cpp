@@ -261,4 +261,87 @@ RNNX_INSTANTIATE(float)
 RNNX_INSTANTIATE(double)
 #undef RNNX_INSTANTIATE
 
+// ---------------------------------------------------------------------------------------
+// Dense head + softmax cross-entropy, forward and backward in one call
+// ---------------------------------------------------------------------------------------
+
+// The four functions above in sequence, with the same arithmetic, on buffers placed as
+// the unfused calls place theirs (each on a kAlign boundary, see common.hpp), so that
+// every result is the one the separate calls give. Two things differ, neither in value:
+// the softmax exps of a block of rows go through one vectorised pass (exp is computed
+// lane by lane, so a value does not depend on its neighbours: softmax_cross_entropy_forward
+// pads each row of V < 16 floats to a whole packet, which for a small V costs more than
+// the exp), and dlogits is written as each row's probs are done. The targets are checked
+// before any arithmetic; a logit that overflowed to infinity (finite x, w, b can give one)
+// is refused as the unfused softmax_cross_entropy refuses it.
+//   x (N,F)  w (O,F)  b (O) or nullptr  targets (N)  mask (N) or nullptr
+//   -> *loss, dx (N,F), dw (O,F), db (O) or nullptr
+template <typename S>
+void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S* w, const S* b,
+                                 const std::int64_t* targets, const std::uint8_t* mask, S* loss,
+                                 S* dx, S* dw, S* db) {
+  RNNX_REQUIRE(N >= 1 && F >= 1 && O >= 1,
+               "dense_softmax_cross_entropy: need N >= 1, F >= 1, O >= 1");
+  for (Index r = 0; r < N; ++r)
+    if (!mask || mask[r])
+      RNNX_REQUIRE(targets[r] >= 0 && targets[r] < O,
+                   "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
+                       " is outside 0..V-1 = 0.." + std::to_string(O - 1));
+  // logits | probs, each starting on a kAlign boundary; dlogits overwrites the logits
+  constexpr Index per_line = Index(kAlign / sizeof(S));
+  const Index stride = ceil_div(N * O, per_line) * per_line;
+  AlignedVec<S> ws(size_t(2 * stride));
+  AlignedVec<S> row_loss(static_cast<size_t>(N));
+  S *logits = ws.data(), *probs = ws.data() + stride;
+  dense_forward<S>(N, F, O, x, w, b, logits);
+  const MapConstArr<S> all(logits, N * O);
+  RNNX_REQUIRE((all - all).sum() == S(0),  // x - x is NaN exactly for NaN and ±inf
+               "logits = x weightᵀ + bias contain NaN or infinity (the values overflow)");
+  // softmax_cross_entropy_forward and _backward, row for row (see there):
+  //   m = max_j l[j]   e[j] = exp(l[j] - m)   s = Σ_j e[j]   p[j] = e[j] * (1/s)
+  //   -log p[t] = log s - (l[t] - m)           dl[j] = p[j] - [j = t]  (0 if masked)
+  const ExpShifted<S> exp0{S(0)};  // exp(z) with the same flush below the subnormals
+  const Index per = rows_per_task(O), n_tasks = ceil_div(N, per);
+  parallel_for(n_tasks, [&](Index k) {
+    const Index r0 = k * per, r1 = std::min(N, r0 + per);
+    AlignedVec<S> m(static_cast<size_t>(r1 - r0));
+    for (Index r = r0; r < r1; ++r) {  // z = l - m into probs
+      const S* l = logits + r * O;
+      S* z = probs + r * O;
+      const S mr = MapConstArr<S>(l, O).maxCoeff();
+      m[size_t(r - r0)] = mr;
+      for (Index j = 0; j < O; ++j) z[j] = l[j] - mr;
+    }
+    apply(exp0, probs + r0 * O, probs + r0 * O, (r1 - r0) * O);  // exp(z - 0) = exp(z)
+    for (Index r = r0; r < r1; ++r) {
+      const S* l = logits + r * O;
+      S* p = probs + r * O;
+      const S s = row_sum(p, O);
+      MapArr<S>(p, O) *= S(1) / s;
+      S* d = logits + r * O;  // l is not read again once the loss is taken
+      if (mask && !mask[r]) {
+        std::fill_n(d, O, S(0));
+        continue;
+      }
+      row_loss[size_t(r)] = std::log(s) - (l[targets[r]] - m[size_t(r - r0)]);
+      std::copy_n(p, O, d);
+      d[targets[r]] -= S(1);
+    }
+  }, worth_parallel(double(per) * O * 8));
+  double total = 0;
+  for (Index r = 0; r < N; ++r)
+    if (!mask || mask[r]) total += double(row_loss[size_t(r)]);
+  *loss = S(total);
+  dense_backward<S>(N, F, O, logits, x, w, dx, dw, db);
+}
+
+template void dense_softmax_cross_entropy<float>(Index, Index, Index, const float*, const float*,
+                                                 const float*, const std::int64_t*,
+                                                 const std::uint8_t*, float*, float*, float*,
+                                                 float*);
+template void dense_softmax_cross_entropy<double>(Index, Index, Index, const double*,
+                                                  const double*, const double*,
+                                                  const std::int64_t*, const std::uint8_t*,
+                                                  double*, double*, double*, double*);
+
 }  // namespace rnnx

@@ -64,4 +64,20 @@ template <typename S>
 void last_step_backward(Index T, Index B, Index F, const S* dout, const std::int64_t* lengths,
                         S* dy);
 
+// Dense head + softmax cross-entropy + both backwards, in one call (the training step of
+// a classifier or language-model head): the composition, bit for bit, of
+//   logits = dense_forward(x, w, b)                                       (N,O)
+//   probs, *loss = softmax_cross_entropy_forward(logits, targets, mask)   R = N, V = O
+//   dlogits = softmax_cross_entropy_backward(probs, targets, mask)        (N,O)
+//   dx, dw, db = dense_backward(dlogits, x, w)
+//   x (N,F)  w (O,F)  b (O) or nullptr  targets (N), in [0,O) where kept  mask (N) or nullptr
+//   -> *loss, dx (N,F), dw (O,F), db (O) or nullptr
+// The logits and probs live in one workspace of this call. Throws std::invalid_argument
+// for a kept target outside 0..O-1 and when a logit is not finite (as the unfused
+// softmax_cross_entropy refuses such logits).
+template <typename S>
+void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S* w, const S* b,
+                                 const std::int64_t* targets, const std::uint8_t* mask, S* loss,
+                                 S* dx, S* dw, S* db);
+
 }  // namespace rnnx

@@ -5,7 +5,8 @@ The layers around a recurrent kernel that give an RNN model its shape:
 * ``embedding``: token ids in, vectors out (the input of a language model);
 * ``dense``: a linear layer on every step or on one vector (``y = x Wᵀ + b``);
 * ``last_step``: each example's output at its own last step (many-to-one);
-* ``softmax_cross_entropy``: the loss of a classifier or a language model.
+* ``softmax_cross_entropy``: the loss of a classifier or a language model;
+* ``dense_softmax_cross_entropy``: a dense head's loss and all its gradients at once.
 
 Each has a forward and a backward; backward takes the gradient of the loss with respect
 to the forward's output (``dy``, ``dout``) and returns those with respect to its inputs.
@@ -24,7 +25,7 @@ import numpy as np
 __all__ = [
     "dense_forward", "dense_backward", "embedding_forward", "embedding_backward",
     "softmax_cross_entropy", "softmax_cross_entropy_backward", "last_step_forward",
-    "last_step_backward",
+    "last_step_backward", "dense_softmax_cross_entropy",
 ]
 
 
@@ -124,3 +125,17 @@ def last_step_backward(dout, lengths, T):
     dy = np.zeros((T, B, F), dtype=dout.dtype)
     dy[_last(lengths, T, B), np.arange(B)] = dout
     return dy
+
+
+def dense_softmax_cross_entropy(x, weight, bias, targets, mask=None):
+    """A dense head's summed cross-entropy and every gradient, in one call: the forward
+    and backward of :func:`dense_forward` and :func:`softmax_cross_entropy` chained.
+
+    x (..., F), weight (O, F), bias (O,) or None, targets (...) in [0, O), mask (...) or
+    None. Returns ``(loss, dx (..., F), dweight (O, F), dbias (O,) or None)``.
+    """
+    logits = dense_forward(x, weight, bias)
+    loss, probs = softmax_cross_entropy(logits, targets, mask)
+    dlogits = softmax_cross_entropy_backward(probs, targets, mask)
+    dx, dweight, dbias = dense_backward(dlogits, x, weight, bias is not None)
+    return loss, dx, dweight, dbias
