@@ -109,6 +109,11 @@ constexpr Index kRowGroup = 48;
 template <typename S>
 void rows_times_block(Index n, const S* a, Index lda, const PackedLhs<S>& w, S* y, Index ldy,
                       const S* bias, S* work) {
+#if defined(__FMA__)
+  // Whole panels of columns in every group: otherwise a panel's width, and with it the
+  // micro-kernel's summation order, would depend on how rows_times splits R.
+  static_assert(kRowGroup % MicroKernel<S>::NR == 0, "kRowGroup must be whole panels");
+#endif
   const Index M = w.rows();
   for (Index i0 = 0; i0 < n; i0 += kRowGroup) {
     const Index g = std::min(kRowGroup, n - i0);
@@ -127,8 +132,8 @@ void rows_times_block(Index n, const S* a, Index lda, const PackedLhs<S>& w, S* 
 //   w = PackedLhs(W, M, K, ldw, true)   for Y = A W  (W is K x M), e.g. dx = dA W_ih;
 //   w = PackedLhs(W, M, K, ldw, false)  for Y = A Wᵀ (W is M x K), e.g. logits = y Wᵀ.
 // With bias (M values), every row of Y starts from it instead of zero: Y = bias + A op(W).
-// In blocks of at most kRowsPerTask rows of A; each block's rows are the columns of one
-// product.
+// In blocks of about kRowsPerTask rows of A (balanced_split); each block's rows are the
+// columns of one product.
 template <typename S>
 void rows_times(Index R, const S* a, Index lda, const PackedLhs<S>& w, S* y, Index ldy,
                 const S* bias = nullptr) {

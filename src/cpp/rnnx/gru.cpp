@@ -120,7 +120,6 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B, G = v.gates(), GH = G * H;
   const bool before = !v.simplified && !v.reset_after;
   const Index qz = v.simplified ? 0 : 1, qn = qz + 1;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, GH, D);
   MapConstMat<S> Gs(gates, TB, GH), Hprev(h_prev, TB, H);
   MapMat<S> dGx(dgx, TB, GH), dGh(dgh, TB, GH), dH(dh0, B, H);
   // Rows of W_hh that act on h_{t-1} directly (under reset before, W_hn acts on r * h).

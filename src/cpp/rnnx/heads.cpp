@@ -69,7 +69,7 @@ S row_sum(const S* p, Index n) {
 // Dense
 // ---------------------------------------------------------------------------------------
 
-// y = x Wᵀ + b, in blocks of kRowsPerTask rows of x (gemm.hpp).
+// y = x Wᵀ + b, in blocks of rows of x (gemm.hpp: rows_times).
 //   x (N,F)  w (O,F)  b (O) or nullptr  ->  y (N,O)
 template <typename S>
 void dense_forward(Index N, Index F, Index O, const S* x, const S* w, const S* b, S* y) {

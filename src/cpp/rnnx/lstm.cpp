@@ -84,9 +84,6 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, 4 * H, D);
-  MapConstMat<S> G(gates, TB, 4 * H), Hprev(h_prev, TB, H);
-  MapConstMat<S> C(c, TB, H), Cprev(c_prev, TB, H);
   MapMat<S> dG(dgates, TB, 4 * H), dH(dh0, B, H), dC(dc0, B, H);
 
   // Carries dH = dL/dh_t and dC = dL/dc_t arriving from step t+1; they end as dh0, dc0.
@@ -179,7 +176,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   if (dx) rows_times(TB, dG.data(), 4 * H, PackedLhs<S>(w_ih, D, 4 * H, D, true), dx, D);
   input_weight_grad(d, 4 * H, dG.data(), 4 * H, x, dw_ih);
-  weight_grad(TB, H, 4 * H, Hprev.data(), H, dG.data(), 4 * H, dw_hh, H);
+  weight_grad(TB, H, 4 * H, h_prev, H, dgates, 4 * H, dw_hh, H);
   if (db) bias_grad(TB, 4 * H, dG.data(), 4 * H, db);
 }
 

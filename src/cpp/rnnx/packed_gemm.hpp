@@ -1,13 +1,14 @@
-// A weight matrix packed once for Eigen's GEMM micro-kernel, then multiplied at every
-// time step without packing it again.
+// A weight matrix packed once for the micro-kernel, then multiplied at every time step
+// without packing it again, and rnnx's own FMA micro-kernel (gemm.hpp builds the
+// whole-sequence products on the same kernel).
 //
 // Eigen's product packs both operands on every call. In the time loop the recurrent
 // weights are the same at every step, and repacking them costs a fifth of a step at
 // B = 32. PackedLhs packs an (M x K) block of weights once, in fixed depth blocks of
 // kDepth (so the summation order depends only on K, never on threads or alignment), and
-// multiply_add() packs only the small per-step operand and calls the micro-kernel.
-// Built on Eigen 3.4's internal gemm_pack_lhs / gemm_pack_rhs / gebp_kernel, the same
-// pieces its general_matrix_matrix_product uses.
+// multiply_add() reads the per-step operand in place and calls the micro-kernel. On
+// portable builds (no FMA) it is built on Eigen 3.4's internal gemm_pack_lhs /
+// gemm_pack_rhs / gebp_kernel, the same pieces its general_matrix_matrix_product uses.
 #pragma once
 
 #include <Eigen/Core>
@@ -59,7 +60,7 @@ struct MicroKernel {
     RNNX_UNROLL
     for (int j = 0; j < NR_; ++j) {
       prefetch(c + j * ldc);
-      prefetch(c + j * ldc + MR - 1);
+      prefetch(c + j * ldc + m - 1);
     }
     Packet acc0[NR_], acc1[NR_];
     RNNX_UNROLL

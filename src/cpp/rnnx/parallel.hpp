@@ -1,8 +1,9 @@
 // A persistent thread pool for the kernels (no thread start per step or per call).
 //
 // Work is split into tasks whose boundaries depend only on the problem's sizes, never
-// on the number of threads, and task i always runs on thread i % P (the caller is
-// thread 0). So every number is computed by the same sequence of operations whatever
+// on the number of threads (the one exception, balanced_split below, moves only
+// boundaries that no sum depends on), and task i always runs on thread i % P (the caller
+// is thread 0). So every number is computed by the same sequence of operations whatever
 // the thread count (bit-identical results), and a thread that owns a slice of the
 // recurrent weights at one step owns it at every step (it stays in that core's cache).
 #pragma once
@@ -55,10 +56,9 @@ struct Units {
   Index j0, c;
   Units(Index k, Index H) : j0(k * kUnitsPerTask), c(std::min(kUnitsPerTask, H - j0)) {}
 };
-// Rows of a weight gradient (dW = dAᵀ X over all T*B rows) per task: blocks larger than
-// the time loop's 64 units run Eigen's GEMM faster (64 -> 256 rows measured 92 -> 117
-// GFLOP/s at depth 6400, width 512), while `rows` still splits into 4 or more tasks when
-// it can. A function of the size alone, like every task boundary.
+// Rows of an index-input weight gradient (the scatter-add of input.hpp) per task: 64 to
+// 256, while `rows` still splits into 4 or more tasks when it can. A function of the size
+// alone, like every task boundary.
 inline Index grad_rows_per_task(Index rows) {
   return std::clamp<Index>(rows / 4 / kUnitsPerTask * kUnitsPerTask, kUnitsPerTask, 256);
 }
@@ -68,20 +68,17 @@ struct Block {
   Block(Index k, Index R, Index size) : j0(k * size), c(std::min(size, R - j0)) {}
 };
 
-// Task k of a whole-sequence GEMM: rows [r0, r0 + n) of R.
-struct Rows {
-  Index r0, n;
-  Rows(Index k, Index R) : r0(k * kRowsPerTask), n(std::min(kRowsPerTask, R - r0)) {}
-};
-
-// A split of n items (output rows or columns of a product) into tasks of at most
-// max_per_task items for the threads there are: a multiple of num_threads() tasks of equal
-// size where possible, each a multiple of quantum items (the last one takes the rest).
+// A split of n items (output rows or columns of a product) into tasks of about
+// max_per_task items at most (rounded up to a multiple of quantum) for the threads there
+// are: a multiple of num_threads() tasks of equal size where possible, each a multiple of
+// quantum items (the last one takes the rest).
 // The one place where boundaries follow the thread count: only where no sum depends on
 // them, i.e. splits of independent outputs at multiples of the micro-kernel's panel
 // width (every panel keeps its columns whatever the split). Sets per_task; returns the
 // number of tasks.
 inline Index balanced_split(Index n, Index max_per_task, Index quantum, Index& per_task) {
+  per_task = quantum;
+  if (n <= 0) return 0;
   const Index P = num_threads();
   Index tasks = (n + max_per_task - 1) / max_per_task;
   if (P > 1) tasks = (std::max(tasks, P) + P - 1) / P * P;

@@ -78,8 +78,7 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
-  MapConstMat<S> X(x, TB, D), Wih(w_ih, H, D);
-  MapConstMat<S> Hs(h, TB, H), Hprev(h_prev, TB, H);
+  MapConstMat<S> Hs(h, TB, H);
   MapMat<S> dZ(dz, TB, H), dH(dh0, B, H);
 
   // dH = dL/dh_t arriving through the recurrence (from step t+1); it ends as dh0.
