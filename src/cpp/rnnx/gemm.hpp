@@ -157,11 +157,11 @@ void rows_times(Index R, const S* a, Index lda, const PackedLhs<S>& w, S* y, Ind
 template <typename S>
 void bias_grad(Index R, Index N, const S* da, Index ldda, S* db) {
   constexpr Index kCols = 256;
+  using Stride = Eigen::OuterStride<>;
+  const Eigen::Map<const RowMat<S>, 0, Stride> dA(da, R, N, Stride(ldda));
   parallel_for(ceil_div(N, kCols), [&](Index k) {
     const Block u(k, N, kCols);
-    auto acc = MapRowVec<S>(db + u.j0, u.c);
-    acc.setZero();
-    for (Index r = 0; r < R; ++r) acc += MapConstRowVec<S>(da + r * ldda + u.j0, u.c);
+    column_sums(MapRowVec<S>(db + u.j0, u.c), dA.middleCols(u.j0, u.c));
   }, worth_parallel(double(R) * std::min(N, kCols)));
 }
 
