@@ -16,9 +16,11 @@ The model of every workload, the same in the three implementations::
 * ``train``: forward, then backward through the loss, the head and the layer down to
   every parameter gradient (no optimizer update; PyTorch's grads are set to None
   before each step).
-* rnnx: ``rnnx.RNN/GRU/LSTM`` + ``rnnx.heads``. Index input goes to the layer as ids
-  where the layer takes integer input (a column gather), else as one-hot floats made
-  inside the step; the JSON records which (``input_path``).
+* rnnx: ``rnnx.RNN/GRU/LSTM`` + ``rnnx.heads`` (the head's four calls, or its fused
+  one), and ``rnnx.Tagger`` on the same layer (the whole step in one C++ call); the
+  fastest is kept and named in the notes. Index input goes to the layer as ids where
+  the layer takes integer input (a column gather), else as one-hot floats made inside
+  the step; the JSON records which (``input_path``).
 * NumPy: ``rnnx.reference.kernels`` + ``rnnx.reference.heads`` (one-hot input made
   inside the step). Skipped where one call would take longer than ``--max-call``.
 * PyTorch (when importable): ``nn.RNN/GRU/LSTM`` + ``nn.Linear`` +
@@ -203,6 +205,7 @@ class Problem:
 
 
 def rnnx_variants(p, mode):
+    import rnnx
     from rnnx import heads
 
     layer, W, b, targets = p.layer, p.head_w, p.head_b, p.targets
@@ -231,10 +234,24 @@ def rnnx_variants(p, mode):
 
         return train
 
+    def tagger_step(get_x):  # the whole step in one call: rnnx.Tagger on the same layer
+        tagger = rnnx.Tagger(layer, p.w.n_y)
+        tagger.head_weight, tagger.head_bias = W, b
+        if mode != "train":
+            return lambda: (tagger.loss(get_x(), targets), None, None)
+
+        def train():
+            loss, grads = tagger.loss_and_grads(get_x(), targets)
+            return loss, grads["rnn.weight_hh_l0"], grads["head.weight"]
+
+        return train
+
     def variants(name, get_x):
         out = {name: step(get_x, mode)}
         if mode == "train" and hasattr(heads, "dense_softmax_cross_entropy"):
             out[f"{name}, fused head"] = fused_step(get_x)
+        if hasattr(rnnx, "Tagger"):
+            out[f"{name}, Tagger"] = tagger_step(get_x)
         return out
 
     if not p.w.index:

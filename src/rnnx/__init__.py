@@ -8,6 +8,8 @@
 * ``rnnx.kernels``: the time-major ``(T, B, D)`` RNN, GRU and LSTM kernels.
 * ``rnnx.heads``: dense, embedding, softmax cross-entropy and last-step pooling,
   forward and backward (C++), the heads of the four RNN shapes.
+* ``rnnx.Tagger``: a tag per step (many-to-many): a layer and a softmax head, whose
+  single-layer training step is one C++ call (see :mod:`rnnx.tagger`).
 * ``rnnx.LanguageModel``: a word- or character-level language model (train, sample,
   score, save, load; see :mod:`rnnx.lm` and the ``rnnx`` command).
 * ``rnnx.reference``: the same math in plain NumPy, the ground truth of the tests.
@@ -19,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from . import dinos, heads, kernels, optim, reference
 from .layers import GRU, LSTM, RNN
 from .lm import LanguageModel
+from .tagger import Tagger
 from ._loader import core as _core
 from ._config import show_config
 from .course import (
@@ -66,6 +69,7 @@ def set_num_threads(n):
     _core.set_num_threads(n)
 
 __all__ = [
+    "Tagger",
     "rnn_cell_forward", "rnn_forward", "rnn_cell_backward", "rnn_backward",
     "lstm_cell_forward", "lstm_forward", "lstm_cell_backward", "lstm_backward",
     "softmax", "sigmoid", "dinos", "heads", "kernels", "optim", "reference", "isa", "__version__",

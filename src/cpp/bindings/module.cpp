@@ -14,6 +14,7 @@ void register_kernels(py::module_& m);
 void register_course(py::module_& m);
 void register_dinos(py::module_& m);
 void register_heads(py::module_& m);
+void register_tagger(py::module_& m);
 }  // namespace rnnx::bind
 
 namespace {
@@ -63,4 +64,5 @@ PYBIND11_MODULE(RNNX_MODULE_NAME, m) {
   rnnx::bind::register_course(m);
   rnnx::bind::register_dinos(m);
   rnnx::bind::register_heads(m);
+  rnnx::bind::register_tagger(m);
 }

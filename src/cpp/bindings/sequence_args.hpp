@@ -1,0 +1,101 @@
+// Arguments of the sequence kernels and models: float arrays of an exact shape, variable
+// lengths, the nonlinearity's name, and index input (integer x, a one-hot per value).
+// Shared by register_kernels.cpp and register_tagger.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bindings/arrays.hpp"
+
+namespace rnnx::bind {
+
+using ssize = py::ssize_t;
+
+// An array of dtype S and exactly `shape` (TypeError / ValueError otherwise), finite,
+// as an aligned C-contiguous block (see Aligned).
+template <typename S>
+inline Aligned<S> in(py::handle obj, const char* name, const Shape& shape, const char* dims) {
+  py::array a = as_array<S>(obj, name);
+  require_shape(a, name, shape, dims);
+  Aligned<S> out = aligned<S>(a);
+  require_finite(out.ptr, Index(a.size()), name);
+  return out;
+}
+template <typename S>
+inline Aligned<S> in_opt(py::handle obj, const char* name, const Shape& shape, const char* dims) {
+  return obj.is_none() ? Aligned<S>{} : in<S>(obj, name, shape, dims);
+}
+
+// lengths (B,) of an integer dtype, values in 1..T, as int64; empty for None.
+inline std::vector<std::int64_t> lengths_arg(py::handle obj, ssize B, ssize T) {
+  std::vector<std::int64_t> out;
+  if (obj.is_none()) return out;
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error("lengths must be a numpy.ndarray of integers, got " +
+                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  const char kind = a.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error("lengths must have an integer dtype, got " + std::string(py::str(a.dtype())));
+  require_shape(a, "lengths", {B}, "(B,)");
+  auto c = ensured(py::array_t<std::int64_t, py::array::c_style | py::array::forcecast | kNpyAligned>::ensure(a), a);
+  out.assign(c.data(), c.data() + B);
+  for (ssize b = 0; b < B; ++b)
+    if (out[size_t(b)] < 1 || out[size_t(b)] > T)
+      throw py::value_error("lengths[" + std::to_string(b) + "] = " + std::to_string(out[size_t(b)]) +
+                            " is outside 1..T = 1.." + std::to_string(T));
+  return out;
+}
+inline const std::int64_t* ptr_or_null(const std::vector<std::int64_t>& v) {
+  return v.empty() ? nullptr : v.data();
+}
+
+inline Nonlinearity parse_nonlinearity(const std::string& s) {
+  if (s == "tanh") return Nonlinearity::Tanh;
+  if (s == "relu") return Nonlinearity::Relu;
+  throw py::value_error("nonlinearity must be 'tanh' or 'relu', got '" + s + "'");
+}
+
+// Index input: x of an integer dtype, (T, B), each value the index of a one-hot input.
+inline bool is_index_input(py::handle x) {
+  if (!py::isinstance<py::array>(x)) return false;
+  const char kind = py::reinterpret_borrow<py::array>(x).dtype().kind();
+  return kind == 'i' || kind == 'u';
+}
+
+// x's values as int64 (T*B), each checked in 0..D-1, with d.ids pointing at them; empty
+// (and d.ids untouched) for dense input.
+inline std::vector<std::int64_t> index_input(py::handle x, SeqDims& d) {
+  std::vector<std::int64_t> out;
+  if (!is_index_input(x)) return out;
+  auto c = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(x);
+  if (!c) throw py::error_already_set();
+  out.assign(c.data(), c.data() + d.T * d.B);
+  for (size_t r = 0; r < out.size(); ++r)
+    if (out[r] < 0 || out[r] >= d.D)
+      throw py::value_error("x[" + std::to_string(Index(r) / d.B) + ", " +
+                            std::to_string(Index(r) % d.B) + "] = " + std::to_string(out[r]) +
+                            " is outside 0..D-1 = 0.." + std::to_string(d.D - 1) +
+                            " (index input: w_ih has D columns)");
+  d.ids = out.data();
+  return out;
+}
+
+inline SeqDims seq_dims(py::handle x_obj, py::handle w_ih_obj, ssize gates) {
+  py::array x = py::reinterpret_borrow<py::array>(x_obj);
+  const bool index = is_index_input(x_obj);
+  if (index)
+    require_ndim(x, "x", 2, "(T, B) for index input");
+  else
+    require_ndim(x, "x", 3, "(T, B, D)");
+  py::array w = py::reinterpret_borrow<py::array>(w_ih_obj);
+  require_ndim(w, "w_ih", 2, "(G*H, D)");
+  if (w.shape(0) == 0 || w.shape(0) % gates)
+    throw py::value_error("w_ih must have " + std::to_string(gates) + "*H rows, got shape " +
+                          shape_str(w));
+  return SeqDims{x.shape(0), x.shape(1), index ? w.shape(1) : x.shape(2), w.shape(0) / gates};
+}
+
+}  // namespace rnnx::bind

@@ -1,0 +1,236 @@
+"""rnnx.Tagger: the one-call training step against the composed calls (bit for bit), against
+central differences, across threads, and its refusals."""
+
+import numpy as np
+import pytest
+
+import rnnx
+from rnnx import heads
+
+# (cell, constructor keyword arguments)
+CELLS = {
+    "rnn-tanh": ("rnn", {}),
+    "rnn-relu": ("rnn", {"nonlinearity": "relu"}),
+    "gru": ("gru", {}),
+    "gru-reset-before": ("gru", {"reset_after": False}),
+    "gru-simplified": ("gru", {"simplified": True}),
+    "lstm": ("lstm", {}),
+    "lstm-peephole": ("lstm", {"peephole": True}),
+}
+MAKE = {"rnn": rnnx.RNN, "gru": rnnx.GRU, "lstm": rnnx.LSTM}
+
+
+def make(cell_id, D=3, H=5, C=4, dtype=np.float64, seed=0, bias=True, head_bias=True, **kw):
+    cell, extra = CELLS[cell_id]
+    layer = MAKE[cell](D, H, dtype=dtype, seed=seed, bias=bias, **extra, **kw)
+    tagger = rnnx.Tagger(layer, C, bias=head_bias, seed=seed + 1)
+    if head_bias:  # a non-zero head bias, so that its gradient path is exercised
+        tagger.head_bias[:] = np.random.default_rng(seed + 2).uniform(-0.5, 0.5, C)
+    return tagger
+
+
+def batch(T=4, B=3, D=3, C=4, dtype=np.float64, seed=0, index=False, lengths=False):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, D, (T, B)) if index else rng.standard_normal((T, B, D)).astype(dtype)
+    targets = rng.integers(0, C, (T, B))
+    lens = None
+    if lengths:
+        lens = rng.integers(1, T + 1, B)
+        lens[0] = T
+        lens[-1] = 1
+    return x, targets, lens
+
+
+def composed(tagger, x, targets, lengths):
+    """The step as the separate public calls: layer.forward, the fused head, layer.backward."""
+    layer = tagger.layer
+    T, B = targets.shape
+    mask = None if lengths is None else np.arange(T)[:, None] < lengths[None, :]
+    y, _, cache = layer.forward(x, lengths=lengths)
+    loss, dy, dw, db = heads.dense_softmax_cross_entropy(y, tagger.head_weight,
+                                                          tagger.head_bias, targets, mask)
+    _, _, rgrads = layer.backward(dy, cache)
+    grads = {f"rnn.{k}": v for k, v in rgrads.items()}
+    grads["head.weight"] = dw
+    if db is not None:
+        grads["head.bias"] = db
+    return float(loss), grads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("inputs", ["dense", "index", "dense-lengths", "index-lengths"])
+@pytest.mark.parametrize("cell_id", list(CELLS))
+def test_one_call_equals_the_composed_calls_bit_for_bit(cell_id, inputs, dtype):
+    tagger = make(cell_id, dtype=dtype)
+    assert tagger._fused
+    x, targets, lengths = batch(dtype=dtype, index="index" in inputs, lengths="lengths" in inputs)
+    loss, grads = tagger.loss_and_grads(x, targets, lengths)
+    want_loss, want = composed(tagger, x, targets, lengths)
+    assert isinstance(loss, float) and loss == want_loss
+    assert list(grads) == list(want) == list(tagger.parameters())
+    for k in want:
+        assert grads[k].dtype == dtype and grads[k].shape == want[k].shape, k
+        np.testing.assert_array_equal(grads[k], want[k], err_msg=k)
+    assert tagger.loss(x, targets, lengths) == want_loss
+
+
+@pytest.mark.parametrize("bias,head_bias", [(False, True), (True, False), (False, False)])
+def test_without_biases(bias, head_bias):
+    tagger = make("lstm", bias=bias, head_bias=head_bias)
+    x, targets, lengths = batch(lengths=True)
+    loss, grads = tagger.loss_and_grads(x, targets, lengths)
+    want_loss, want = composed(tagger, x, targets, lengths)
+    assert loss == want_loss and list(grads) == list(want) == list(tagger.parameters())
+    assert ("rnn.bias_ih_l0" in grads) == bias and ("head.bias" in grads) == head_bias
+    for k in want:
+        np.testing.assert_array_equal(grads[k], want[k], err_msg=k)
+
+
+def numeric_grads(tagger, x, targets, lengths, eps=1e-6, picks=3, seed=0):
+    """Central differences of the loss at a few entries of every parameter."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, p in tagger.parameters().items():
+        flat = p.reshape(-1)
+        for i in rng.choice(flat.size, size=min(picks, flat.size), replace=False):
+            keep = flat[i]
+            flat[i] = keep + eps
+            up = tagger.loss(x, targets, lengths)
+            flat[i] = keep - eps
+            down = tagger.loss(x, targets, lengths)
+            flat[i] = keep
+            out[(name, int(i))] = (up - down) / (2 * eps)
+    return out
+
+
+@pytest.mark.parametrize("cell_id", list(CELLS))
+@pytest.mark.parametrize("shape", ["single", "stacked-bidirectional"])
+def test_gradients_match_central_differences(cell_id, shape):
+    kw = {} if shape == "single" else {"num_layers": 2, "bidirectional": True}
+    tagger = make(cell_id, D=3, H=4, C=5, **kw)
+    assert tagger._fused == (shape == "single")
+    x, targets, lengths = batch(T=5, B=3, D=3, C=5, lengths=True)
+    loss, grads = tagger.loss_and_grads(x, targets, lengths)
+    assert loss == pytest.approx(tagger.loss(x, targets, lengths), rel=1e-12)
+    for (name, i), num in numeric_grads(tagger, x, targets, lengths).items():
+        assert grads[name].reshape(-1)[i] == pytest.approx(num, rel=1e-5, abs=1e-7), (name, i)
+
+
+def test_loss_is_the_summed_cross_entropy_of_the_valid_steps():
+    tagger = make("gru", C=3)
+    x, targets, lengths = batch(C=3, lengths=True)
+    logits = tagger.forward(x, lengths)
+    z = logits - logits.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    T, B = targets.shape
+    want = -sum(logp[t, b, targets[t, b]] for t in range(T) for b in range(B) if t < lengths[b])
+    assert tagger.loss(x, targets, lengths) == pytest.approx(want, rel=1e-12)
+    # targets of padded steps are not read: any value there gives the same loss
+    padded = np.arange(T)[:, None] >= lengths[None, :]
+    assert padded.any()
+    wild = np.where(padded, 999, targets)
+    assert tagger.loss(x, wild, lengths) == tagger.loss(x, targets, lengths)
+    tags = tagger.predict(x, lengths)
+    assert tags.shape == (T, B) and (tags[padded] == -1).all()
+    np.testing.assert_array_equal(tags[~padded], logits.argmax(-1)[~padded])
+
+
+@pytest.mark.parametrize("cell_id", ["rnn-tanh", "gru", "lstm-peephole"])
+def test_threads_do_not_change_the_numbers(cell_id):
+    # big enough for the kernels to split work: H=70 (two unit blocks), 7*33 rows
+    tagger = make(cell_id, D=20, H=70, C=11, dtype=np.float32)
+    x, targets, lengths = batch(T=7, B=33, D=20, C=11, dtype=np.float32, lengths=True)
+    before = rnnx.get_num_threads()
+    try:
+        rnnx.set_num_threads(1)
+        one = tagger.loss_and_grads(x, targets, lengths)
+        rnnx.set_num_threads(3)
+        three = tagger.loss_and_grads(x, targets, lengths)
+    finally:
+        rnnx.set_num_threads(before)
+    assert one[0] == three[0]
+    for k in one[1]:
+        np.testing.assert_array_equal(one[1][k], three[1][k], err_msg=k)
+
+
+def test_training_lowers_the_loss():
+    rng = np.random.default_rng(3)
+    T, B, V, C = 6, 16, 5, 3
+    x = rng.integers(0, V, (T, B))
+    targets = x % C  # the tag is a function of the current token: learnable
+    tagger = rnnx.Tagger(rnnx.LSTM(V, 8, seed=0), C, seed=0)
+    opt = rnnx.optim.Adam(tagger.parameters(), lr=0.05)
+    first = tagger.loss(x, targets)
+    for _ in range(60):
+        _, grads = tagger.loss_and_grads(x, targets)
+        opt.step(grads)
+    assert tagger.loss(x, targets) < 0.1 * first
+    assert (tagger.predict(x) == targets).mean() > 0.95
+
+
+# -- refusals ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["one-call", "composed"])
+@pytest.mark.parametrize("case,error,match", [
+    ("targets-shape", ValueError, r"targets must have shape \(T, B\) = \(4, 3\)"),
+    ("targets-float", TypeError, "targets must have an integer dtype"),
+    ("targets-list", TypeError, "targets must be a numpy.ndarray"),
+    ("targets-range", ValueError, r"targets\[2, 1\] = 9 is outside 0..C-1 = 0..3"),
+    ("x-shape", ValueError, r"x must have shape \(T, B, 3\)"),
+    ("x-dtype", TypeError, "x must have the layer's dtype"),
+    ("x-nan", ValueError, "x contains NaN"),
+    ("ids-range", ValueError, r"x\[1, 2\] = 7 is outside 0..input_size-1"),
+    ("lengths-range", ValueError, r"lengths must lie in 1..T = 1..4"),
+    ("head-shape", ValueError, r"head_weight must have shape \(4, 5\)"),
+    ("head-dtype", TypeError, "head_weight must be a numpy.ndarray of the layer's dtype"),
+])
+def test_bad_input_is_refused_with_its_name(case, error, match, fused):
+    tagger = make("lstm") if fused else make("lstm", num_layers=2)
+    assert tagger._fused == fused
+    x, targets, lengths = batch()
+    if case == "targets-shape":
+        targets = targets[:, :2]
+    elif case == "targets-float":
+        targets = targets.astype(np.float64)
+    elif case == "targets-list":
+        targets = targets.tolist()
+    elif case == "targets-range":
+        targets[2, 1] = 9
+    elif case == "x-shape":
+        x = x[:, :, :2]
+    elif case == "x-dtype":
+        x = x.astype(np.float32)
+    elif case == "x-nan":
+        x[1, 1, 1] = np.nan
+    elif case == "ids-range":
+        x = np.zeros((4, 3), dtype=np.int64)
+        x[1, 2] = 7
+    elif case == "lengths-range":
+        lengths = np.array([4, 0, 2])
+    elif case == "head-shape":
+        tagger.head_weight = tagger.head_weight[:, :4].copy()
+    elif case == "head-dtype":
+        tagger.head_weight = tagger.head_weight.astype(np.float32)
+    for call in (tagger.loss_and_grads, tagger.loss):
+        with pytest.raises(error, match=match):
+            call(x, targets, lengths)
+
+
+def test_constructor_refusals():
+    with pytest.raises(TypeError, match="layer must be an rnnx.RNN"):
+        rnnx.Tagger(np.zeros(3), 2)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="num_classes must be an int >= 1"):
+            rnnx.Tagger(rnnx.GRU(3, 4), bad)
+    with pytest.raises(TypeError, match="bias must be True or False"):
+        rnnx.Tagger(rnnx.GRU(3, 4), 2, bias="yes")
+
+
+def test_docstring_examples():
+    import doctest
+
+    import rnnx.tagger
+
+    failed, attempted = doctest.testmod(rnnx.tagger)
+    assert attempted > 0 and failed == 0
