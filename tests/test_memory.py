@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+import rnnx
 from rnnx import heads, kernels
 
 from helpers import run_python
@@ -123,3 +124,16 @@ def test_huge_zero_stride_input_raises_memory_error():
         kernels.rnn_forward(x, np.zeros((1, 3), np.float32), w, np.ones((3, 3), np.float32))
     with pytest.raises(MemoryError):
         heads.dense_forward(x, w)
+
+
+def test_release_memory_returns_the_cached_blocks():
+    layer = rnnx.LSTM(8, 300, dtype=np.float64, seed=0)  # blocks of 256 KiB and up
+    x = np.zeros((20, 16, 8))
+    y, _, cache = layer.forward(x)
+    layer.backward(np.ones_like(y), cache)
+    del y, cache
+    freed = rnnx.release_memory()
+    assert isinstance(freed, int) and freed >= 20 * 16 * 4 * 300 * 8  # the gates at least
+    assert rnnx.release_memory() == 0  # nothing is left to release
+    y, _, cache = layer.forward(x)  # and the kernels still work
+    assert np.isfinite(y).all()

@@ -5,7 +5,7 @@
 // as a good part of the arithmetic; at the course's sizes the allocator's own work is a
 // visible share of a call. So freed blocks are kept and handed out again: small ones in
 // power-of-two classes (32 per class), large ones (256 KiB and up) by best fit, up to
-// 64 MiB in all.
+// 512 MiB in all (an eighth of the physical memory where that is less).
 #pragma once
 
 #include <cstddef>
@@ -39,5 +39,8 @@ std::size_t checked_bytes(std::size_t n, std::size_t item);
 // cannot be had now.
 void* aligned_allocate(std::size_t bytes);
 void aligned_release(void* p) noexcept;
+
+// Return every cached free block to the system; the bytes released.
+std::size_t release_cached() noexcept;
 
 }  // namespace rnnx
