@@ -127,13 +127,35 @@ def test_huge_zero_stride_input_raises_memory_error():
 
 
 def test_release_memory_returns_the_cached_blocks():
-    layer = rnnx.LSTM(8, 300, dtype=np.float64, seed=0)  # blocks of 256 KiB and up
-    x = np.zeros((20, 16, 8))
+    # forward's gates and backward's, each larger than the former 64 MiB cap: the cache
+    # (512 MiB, or an eighth of the memory) keeps both
+    if os.environ.get("RNNX_MEMORY_CACHE_MB") is not None or \
+            os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") < 4 << 30:
+        pytest.skip("needs the default cache limit and 4 GiB of memory")
+    layer = rnnx.LSTM(8, 80, dtype=np.float64, seed=0)
+    x = np.zeros((420, 64, 8))
     y, _, cache = layer.forward(x)
     layer.backward(np.ones_like(y), cache)
     del y, cache
     freed = rnnx.release_memory()
-    assert isinstance(freed, int) and freed >= 20 * 16 * 4 * 300 * 8  # the gates at least
+    gates = 420 * 64 * 4 * 80 * 8  # 68.8 MB: a block above the former 64 MiB cap
+    assert gates > 64 << 20
+    assert isinstance(freed, int) and freed >= 2 * gates  # forward's gates, backward's too
     assert rnnx.release_memory() == 0  # nothing is left to release
     y, _, cache = layer.forward(x)  # and the kernels still work
     assert np.isfinite(y).all()
+
+
+@pytest.mark.parametrize("limit_mb,kept", [("0", False), ("200", True)])
+def test_the_cache_limit_can_be_set(limit_mb, kept):
+    code = (
+        "import numpy as np, rnnx\n"
+        "layer = rnnx.LSTM(8, 80, dtype=np.float64, seed=0)\n"
+        "y, _, cache = layer.forward(np.zeros((100, 64, 8)))\n"  # gates: 16.4 MB
+        "del y, cache\n"
+        "print(rnnx.release_memory())\n")
+    out = run_python(code, RNNX_MEMORY_CACHE_MB=limit_mb)
+    assert out.returncode == 0, out.stderr
+    freed = int(out.stdout.split()[-1])
+    gates = 100 * 64 * 4 * 80 * 8
+    assert (freed >= gates) == kept, freed

@@ -75,13 +75,15 @@ def test_one_call_equals_the_composed_calls_bit_for_bit(cell_id, inputs, dtype):
 
 
 @pytest.mark.parametrize("bias,head_bias", [(False, True), (True, False), (False, False)])
-def test_without_biases(bias, head_bias):
-    tagger = make("lstm", bias=bias, head_bias=head_bias)
+@pytest.mark.parametrize("cell_id", list(CELLS))
+def test_without_biases(cell_id, bias, head_bias):
+    tagger = make(cell_id, bias=bias, head_bias=head_bias)
     x, targets, lengths = batch(lengths=True)
     loss, grads = tagger.loss_and_grads(x, targets, lengths)
     want_loss, want = composed(tagger, x, targets, lengths)
     assert loss == want_loss and list(grads) == list(want) == list(tagger.parameters())
-    assert ("rnn.bias_ih_l0" in grads) == bias and ("head.bias" in grads) == head_bias
+    assert any(k.startswith("rnn.bias_ih") for k in grads) == bias
+    assert ("head.bias" in grads) == head_bias
     for k in want:
         np.testing.assert_array_equal(grads[k], want[k], err_msg=k)
 
@@ -151,6 +153,41 @@ def test_threads_do_not_change_the_numbers(cell_id):
     assert one[0] == three[0]
     for k in one[1]:
         np.testing.assert_array_equal(one[1][k], three[1][k], err_msg=k)
+    # and at these sizes (the kernels split their work, the GIL is released) the one call
+    # still equals the separate calls
+    want_loss, want = composed(tagger, x, targets, lengths)
+    assert one[0] == want_loss
+    for k in want:
+        np.testing.assert_array_equal(one[1][k], want[k], err_msg=k)
+
+
+@pytest.mark.parametrize("T,B,C", [(1, 1, 1), (1, 5, 3), (6, 1, 2), (3, 4, 1)])
+@pytest.mark.parametrize("cell_id", ["rnn-tanh", "gru", "lstm"])
+def test_edge_sizes_and_strided_inputs(cell_id, T, B, C):
+    tagger = make(cell_id, C=C)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((B, T, 3))[:, :, :].transpose(1, 0, 2)  # not C-contiguous
+    targets = np.asfortranarray(rng.integers(0, C, (T, B)).astype(np.int32))
+    assert not x.flags.c_contiguous or T == 1 or B == 1
+    loss, grads = tagger.loss_and_grads(x, targets)
+    want_loss, want = composed(tagger, np.ascontiguousarray(x), targets.astype(np.int64), None)
+    assert loss == want_loss
+    for k in want:
+        np.testing.assert_array_equal(grads[k], want[k], err_msg=k)
+    if C == 1:  # one class: every probability is 1, the loss and its gradients are 0
+        assert loss == 0 and not grads["head.weight"].any()
+
+
+def test_lengths_as_a_list_and_options_read_at_each_call():
+    tagger = make("rnn-tanh")
+    x, targets, lengths = batch(lengths=True)
+    as_list = tagger.loss_and_grads(x, targets, lengths.tolist())
+    as_array = tagger.loss_and_grads(x, targets, lengths)
+    assert as_list[0] == as_array[0] and tagger.loss(x, targets, tuple(lengths)) == as_list[0]
+    tagger.layer.nonlinearity = "relu"  # the one call follows the layer as it is now
+    assert tagger.loss_and_grads(x, targets, lengths)[0] == composed(tagger, x, targets,
+                                                                     lengths)[0]
+    assert tagger.loss(x, targets, lengths) != as_list[0]
 
 
 def test_training_lowers_the_loss():
@@ -184,6 +221,9 @@ def test_training_lowers_the_loss():
     ("lengths-range", ValueError, r"lengths must lie in 1..T = 1..4"),
     ("head-shape", ValueError, r"head_weight must have shape \(4, 5\)"),
     ("head-dtype", TypeError, "head_weight must be a numpy.ndarray of the layer's dtype"),
+    ("head-nan", ValueError, "head_weight contains NaN or infinity"),
+    ("param-nan", ValueError, "parameter weight_hh_l0 contains NaN or infinity"),
+    ("overflow", ValueError, r"logits = h head_weightᵀ \+ head_bias contain NaN or infinity"),
 ])
 def test_bad_input_is_refused_with_its_name(case, error, match, fused):
     tagger = make("lstm") if fused else make("lstm", num_layers=2)
@@ -212,6 +252,15 @@ def test_bad_input_is_refused_with_its_name(case, error, match, fused):
         tagger.head_weight = tagger.head_weight[:, :4].copy()
     elif case == "head-dtype":
         tagger.head_weight = tagger.head_weight.astype(np.float32)
+    elif case == "head-nan":
+        tagger.head_weight[1, 2] = np.inf
+    elif case == "param-nan":
+        tagger.layer.state_dict()["weight_hh_l0"][0, 0] = np.nan
+    elif case == "overflow":  # finite, but the logits overflow: h = relu(1) = 1 everywhere
+        tagger = make("rnn-relu") if fused else make("rnn-relu", num_layers=2)
+        for name, p in tagger.layer.state_dict().items():
+            p[:] = 1.0 if name.startswith("bias_ih") else 0.0
+        tagger.head_weight[:] = 1e308
     for call in (tagger.loss_and_grads, tagger.loss):
         with pytest.raises(error, match=match):
             call(x, targets, lengths)

@@ -72,10 +72,13 @@ def set_num_threads(n):
 def release_memory():
     """Return the memory rnnx keeps for reuse to the system, and say how much it was.
 
-    The kernels keep the blocks they free (up to 512 MiB, or an eighth of the physical
-    memory where that is less) and hand them out again: fresh memory from the system
-    costs page faults, up to a fifth of a training step at mid sizes. Call this after
-    the work, e.g. before a long pause, to give the memory back.
+    The kernels keep the blocks they free and hand them out again: fresh memory from
+    the system costs page faults, up to a fifth of a training step at mid sizes. They
+    keep up to 512 MiB, less where an eighth of the memory the process may use (the
+    physical memory, or its cgroup's limit in a container) is less, 64 MiB where that is
+    not known; the environment variable ``RNNX_MEMORY_CACHE_MB`` (read once, at the
+    first release) sets the limit in MiB instead (0: keep no large blocks). Call this
+    after the work, e.g. before a long pause, to give the memory back.
 
     Returns
     -------

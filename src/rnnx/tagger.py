@@ -54,7 +54,8 @@ class Tagger:
 
     A layer with one layer and one direction runs the whole step in one C++ call
     (``rnnx.tagger`` → ``_core.models.tagger_step``): no Python between the layer, the
-    head and the loss, one workspace. Other layers go through ``layer.forward``,
+    head and the loss, and one workspace for the layer's buffers. Other layers go
+    through ``layer.forward``,
     :func:`rnnx.heads.dense_softmax_cross_entropy` and ``layer.backward``. Both give the
     same numbers, bit for bit (tested): the one call runs the same kernels in the same
     order. Dropout between stacked layers applies in :meth:`loss_and_grads` when the
@@ -92,9 +93,6 @@ class Tagger:
         self.head_bias = np.zeros(self.num_classes, layer.dtype) if bias else None
         # The one-call path: its cell options, and the names of its gradients.
         self._fused = layer.num_layers == 1 and not layer.bidirectional
-        kind = layer._kind
-        self._options = (kind, getattr(layer, "nonlinearity", "tanh"),
-                         getattr(layer, "reset_after", True), getattr(layer, "simplified", False))
         names = layer._names(0, 0)
         self._grad_names = ["rnn." + names[base] for base in
                             ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole")]
@@ -150,9 +148,13 @@ class Tagger:
             return out[0], grads
         x, targets, lengths, mask = self._checked(x, targets, lengths)
         self._check_head()
-        y, _, cache = self.layer.forward(x, lengths=lengths)
-        loss, dy, dw, db = _heads.dense_softmax_cross_entropy(
-            y, self.head_weight, self.head_bias, targets, mask)
+        try:
+            y, _, cache = self.layer.forward(x, lengths=lengths)
+            loss, dy, dw, db = _heads.dense_softmax_cross_entropy(
+                y, self.head_weight, self.head_bias, targets, mask)
+        except ValueError as e:
+            self._reword(e)
+            raise
         _, _, rgrads = self.layer.backward(dy, cache)
         grads = {f"rnn.{k}": v for k, v in rgrads.items()}
         grads["head.weight"] = dw
@@ -167,8 +169,12 @@ class Tagger:
             return self._call(x, targets, lengths, False)
         x, targets, lengths, mask = self._checked(x, targets, lengths)
         self._check_head()
-        logits = self._logits(x, lengths)
-        return float(_heads.softmax_cross_entropy(logits, targets, mask)[0])
+        try:
+            logits = self._logits(x, lengths)
+            return float(_heads.softmax_cross_entropy(logits, targets, mask)[0])
+        except ValueError as e:
+            self._reword(e)
+            raise
 
     def forward(self, x, lengths=None):
         """The tag scores of every step (no dropout).
@@ -204,15 +210,29 @@ class Tagger:
 
     def _call(self, x, targets, lengths, grads):
         """The one-call step; on a refusal, the checks below word the error."""
-        w_ih, w_hh, b_ih, b_hh, peep = self.layer._weights(0, 0, self.layer._params)
-        kind, nl, reset_after, simplified = self._options
+        layer = self.layer
+        w_ih, w_hh, b_ih, b_hh, peep = layer._weights(0, 0, layer._params)
+        if isinstance(lengths, (list, tuple)):
+            lengths = np.asarray(lengths)
         try:
             return _step(x, w_ih, w_hh, b_ih, b_hh, peep, self.head_weight, self.head_bias,
-                         targets, lengths, kind, nl, reset_after, simplified, grads)
-        except (TypeError, ValueError):
+                         targets, lengths, layer._kind, getattr(layer, "nonlinearity", "tanh"),
+                         getattr(layer, "reset_after", True), getattr(layer, "simplified", False),
+                         grads)
+        except (TypeError, ValueError) as e:
             self._checked(x, targets, lengths)
             self._check_head()
+            self._reword(e)
             raise
+
+    def _reword(self, e):
+        """Raise the error `e` of a kernel in the model's words, where they differ."""
+        for name, p in self.layer.state_dict().items():
+            if not np.isfinite(p).all():
+                raise ValueError(f"the layer's parameter {name} contains NaN or infinity") from e
+        if str(e).startswith("logits"):  # the head kernel's words for its input
+            raise ValueError("logits = h head_weightᵀ + head_bias contain NaN or infinity "
+                             "(the values overflow)") from e
 
     def _checked(self, x, targets, lengths):
         """(x, targets as int64, lengths, mask or None), or the error naming the argument."""
@@ -249,6 +269,8 @@ class Tagger:
                                 f"{self.layer.dtype}")
             if a.shape != shape:
                 raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"{name} contains NaN or infinity")
 
     def __repr__(self):
         return (f"Tagger({self.layer!r}, num_classes={self.num_classes}, "

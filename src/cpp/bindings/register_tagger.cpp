@@ -75,7 +75,7 @@ py::object m_tagger_step(py::handle x, py::handle w_ih, py::handle w_hh, py::han
   const Aligned<S> hbp = in_opt<S>(head_b, "head_b", {C}, "(C,)");
   const TaggerParams<S> p{wih.ptr, whh.ptr, bih.ptr, bhh.ptr, pp.ptr, hwp.ptr, hbp.ptr};
   const std::int64_t* lp = ptr_or_null(len);
-  const double madds = double(d.T) * d.B * (G * d.H * (d.H + 1) + C * d.H);
+  const double madds = double(d.T) * d.B * (G * d.H * (d.H + (d.ids ? 1 : d.D)) + C * d.H);
   if (!with_grads) {
     S loss;
     {

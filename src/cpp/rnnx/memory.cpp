@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <new>
+#include <utility>
 #include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -47,17 +48,41 @@ std::size_t checked_bytes(std::size_t n, std::size_t item) {
 namespace {
 
 constexpr std::size_t kLarge = std::size_t(256) << 10;    // blocks this size and up: best fit
-// Total bytes of free large blocks kept: 512 MiB, or an eighth of the physical memory
-// where that is less (64 MiB where it is not known). A training step at W_mid's sizes
-// (100 steps of 64 x 512) allocates about 160 MB; with the former 64 MiB the blocks went
-// back to the OS after every step, and faulting them in again took 10-24% of the step.
+
+// The memory this process may use: the physical memory, or the cgroup's limit where one
+// is set and lower (a container on a larger machine); 0 where neither is known.
+std::size_t memory_limit() {
+  std::size_t limit = physical_memory();
+  for (const char* path : {"/sys/fs/cgroup/memory.max",                      // cgroup v2
+                           "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {  // v1
+    if (std::FILE* f = std::fopen(path, "r")) {
+      unsigned long long v = 0;
+      if (std::fscanf(f, "%llu", &v) == 1 && v > 0 && (!limit || v < limit))
+        limit = std::size_t(v);  // "max" (no limit) does not parse as a number
+      std::fclose(f);
+    }
+  }
+  return limit;
+}
+
+// Total bytes of free large blocks kept: RNNX_MEMORY_CACHE_MB (MiB) where set, else
+// 512 MiB, or an eighth of memory_limit() where that is less (64 MiB where it is not
+// known). A training step at W_mid's sizes (100 steps of 64 x 512) allocates about
+// 160 MB; with a 64 MiB cache the blocks went back to the OS after every step, and
+// faulting them in again took 10-24% of the step.
 std::size_t large_max() {
   static const std::size_t bytes = [] {
-    const std::size_t cap = std::size_t(512) << 20, ram = physical_memory();
-    return ram ? std::min(cap, ram / 8) : std::size_t(64) << 20;
+    if (const char* env = std::getenv("RNNX_MEMORY_CACHE_MB")) {
+      char* end = nullptr;
+      const unsigned long long mb = std::strtoull(env, &end, 10);
+      if (end != env && *end == '\0' && mb <= (SIZE_MAX >> 20)) return std::size_t(mb) << 20;
+    }
+    const std::size_t cap = std::size_t(512) << 20, limit = memory_limit();
+    return limit ? std::min(cap, limit / 8) : std::size_t(64) << 20;
   }();
   return bytes;
 }
+
 constexpr int kClasses = 13;                              // small blocks: 64 B .. 128 KiB
 constexpr std::size_t kPerClass = 32;                     // free small blocks kept per class
 
@@ -82,7 +107,9 @@ class SpinLock {
 struct Cache {
   SpinLock mutex;
   std::vector<void*> small[kClasses];  // free blocks of 64 << c bytes
-  std::vector<void*> large;            // free large blocks, oldest first
+  // free large blocks, oldest first, with their sizes (the best-fit scan then reads this
+  // array only, not a word from every block's own page)
+  std::vector<std::pair<std::size_t, void*>> large;
   std::size_t large_held = 0;
 };
 
@@ -132,14 +159,14 @@ void* aligned_allocate(std::size_t bytes) {
     std::lock_guard<SpinLock> lock(c.mutex);
     std::size_t best = c.large.size();
     for (std::size_t i = 0; i < c.large.size(); ++i) {
-      const std::size_t have = size_of(c.large[i]);
+      const std::size_t have = c.large[i].first;
       if (have >= bytes && have <= 2 * bytes &&
-          (best == c.large.size() || have < size_of(c.large[best])))
+          (best == c.large.size() || have < c.large[best].first))
         best = i;
     }
     if (best != c.large.size()) {
-      void* p = c.large[best];
-      c.large_held -= size_of(p);
+      void* p = c.large[best].second;
+      c.large_held -= c.large[best].first;
       c.large.erase(c.large.begin() + std::ptrdiff_t(best));
       return p;
     }
@@ -169,12 +196,12 @@ void aligned_release(void* p) noexcept {
     return;
   }
   while (c.large_held + bytes > large_max() && !c.large.empty()) {  // evict the oldest
-    c.large_held -= size_of(c.large.front());
-    destroy(c.large.front());
+    c.large_held -= c.large.front().first;
+    destroy(c.large.front().second);
     c.large.erase(c.large.begin());
   }
   try {
-    c.large.push_back(p);
+    c.large.emplace_back(bytes, p);
     c.large_held += bytes;
   } catch (...) {
     destroy(p);
@@ -192,8 +219,8 @@ std::size_t release_cached() noexcept {
     }
     list.clear();
   }
-  for (void* p : c.large) {
-    freed += size_of(p);
+  for (const auto& [size, p] : c.large) {
+    freed += size;
     destroy(p);
   }
   c.large.clear();

@@ -5,7 +5,9 @@
 // as a good part of the arithmetic; at the course's sizes the allocator's own work is a
 // visible share of a call. So freed blocks are kept and handed out again: small ones in
 // power-of-two classes (32 per class), large ones (256 KiB and up) by best fit, up to
-// 512 MiB in all (an eighth of the physical memory where that is less).
+// 512 MiB in all: less where an eighth of the memory the process may use (the physical
+// memory or its cgroup's limit) is less, 64 MiB where that is not known, and
+// RNNX_MEMORY_CACHE_MB (MiB) where that environment variable is set.
 #pragma once
 
 #include <cstddef>

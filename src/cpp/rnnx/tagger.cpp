@@ -38,6 +38,12 @@ S tagger_step(const CellSpec& cell, const SeqDims& d, Index C, const S* x,
                "b_ih and b_hh must be given together (or neither)");
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, H = d.H, G = cell.gates(), N = T * B, BH = B * H;
+  for (Index t = 0; t < T; ++t)  // before any work; targets of padded steps are not read
+    for (Index b = 0; b < B; ++b)
+      RNNX_REQUIRE(len.padded(t, b) || (targets[t * B + b] >= 0 && targets[t * B + b] < C),
+                   "targets[" + std::to_string(t) + ", " + std::to_string(b) + "] = " +
+                       std::to_string(targets[t * B + b]) + " is outside 0..C-1 = 0.." +
+                       std::to_string(C - 1));
   const bool lstm = cell.kind == CellKind::Lstm, gru = cell.kind == CellKind::Gru;
   const bool train = grads != nullptr;
 
@@ -99,6 +105,11 @@ S tagger_step(const CellSpec& cell, const SeqDims& d, Index C, const S* x,
     y = ym;
   }
   const std::uint8_t* maskp = lengths ? mask.data() : nullptr;
+  {
+    const MapConstArr<S> all(y, N * H);  // x - x is NaN exactly for NaN and ±inf
+    RNNX_REQUIRE((all - all).sum() == S(0),
+                 "the layer's output h contains NaN or infinity (the values overflow)");
+  }
 
   S loss = S(0);
   if (!train) {  // the head's forward and the loss only
