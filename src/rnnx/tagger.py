@@ -91,11 +91,14 @@ class Tagger:
         rng = np.random.default_rng(seed)
         self.head_weight = rng.uniform(-k, k, (self.num_classes, F)).astype(layer.dtype)
         self.head_bias = np.zeros(self.num_classes, layer.dtype) if bias else None
-        # The one-call path: its cell options, and the names of its gradients.
+        # The one-call path: the layer's parameter names, and its gradients' names in the
+        # order of the call's results (dw_ih, dw_hh, db_ih, db_hh, dpeephole, dhead_w,
+        # dhead_b after the loss and dx).
         self._fused = layer.num_layers == 1 and not layer.bidirectional
         names = layer._names(0, 0)
-        self._grad_names = ["rnn." + names[base] for base in
-                            ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole")]
+        self._param_names = tuple(names[base] for base in layer._BASES)
+        self._grad_names = tuple(["rnn." + n for n in self._param_names]
+                                 + ["head.weight", "head.bias"])
 
     # -- parameters -------------------------------------------------------------------
 
@@ -135,17 +138,7 @@ class Tagger:
         """
         if self._fused:
             out = self._call(x, targets, lengths, True)
-            grads = {}
-            names = self._grad_names
-            for i in range(4):
-                if out[2 + i] is not None:
-                    grads[names[i]] = out[2 + i]
-            if out[6] is not None:
-                grads[names[4]] = out[6]
-            grads["head.weight"] = out[7]
-            if out[8] is not None:
-                grads["head.bias"] = out[8]
-            return out[0], grads
+            return out[0], {k: v for k, v in zip(self._grad_names, out[2:]) if v is not None}
         x, targets, lengths, mask = self._checked(x, targets, lengths)
         self._check_head()
         try:
@@ -211,7 +204,7 @@ class Tagger:
     def _call(self, x, targets, lengths, grads):
         """The one-call step; on a refusal, the checks below word the error."""
         layer = self.layer
-        w_ih, w_hh, b_ih, b_hh, peep = layer._weights(0, 0, layer._params)
+        w_ih, w_hh, b_ih, b_hh, peep = map(layer._params.get, self._param_names)
         if isinstance(lengths, (list, tuple)):
             lengths = np.asarray(lengths)
         try:
