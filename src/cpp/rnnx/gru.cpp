@@ -94,7 +94,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
               MapConstArr<S>(g0, u.c) * MapConstArr<S>(hp + b * H + u.j0, u.c);
         }
       }
-    }, par);
+    }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
     if (before) {
       parallel_for(n_units, [&](Index k) {
         const Units u(k, H);  // n += (r * h_{t-1}) W_hnᵀ
@@ -105,7 +105,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
           apply(Tanh(), n, n, u.c);
           update(u, b);
         }
-      }, par);
+      }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
     }
   }
 }
@@ -202,7 +202,7 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
               dGx.block(r0 + b, q * H + u.j0, 1, u.c).setZero();
               dGh.block(r0 + b, q * H + u.j0, 1, u.c).setZero();
             }
-    }, par);
+    }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
     if (before && t >= 0) {
       // a_n = x W_inᵀ + b_in + (r * h_prev) W_hnᵀ + b_hn:  d(r h) = da_n W_hn;
       // dr = d(r h) * h_prev;  da_r = dr r (1-r)
@@ -217,7 +217,7 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
         dGx.block(r0, u.j0, B, u.c).array() =
             drh_u.array() * Hprev.block(r0, u.j0, B, u.c).array() * r * (S(1) - r);
         dGh.block(r0, u.j0, B, u.c) = dGx.block(r0, u.j0, B, u.c);
-      }, par);
+      }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
     }
   }
 

@@ -72,7 +72,7 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
           std::copy_n(h_all + (t * B + b) * H + u.j0, cu, ht_);
         }
       }
-    }, par);
+    }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
   }
 }
 
@@ -168,7 +168,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
           dc *= f;  // dL/dc_{t-1}
         }
       }
-    }, par);
+    }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
   }
 
   // Input and parameter gradients: whole-sequence GEMMs after the loop (gemm.hpp):

@@ -48,21 +48,22 @@ class Pool {
     threads_ = std::max(1, n);
   }
 
-  void run(Index n, TaskRef task, bool parallel) {
-    if (n <= 1 || !parallel || threads_ == 1) {
-      for (Index i = 0; i < n; ++i) task(i);
-      return;
-    }
+  void run(Index n, TaskRef task, bool parallel, bool reverse) {
+    auto inline_all = [&] {
+      if (reverse)
+        for (Index i = n - 1; i >= 0; --i) task(i);
+      else
+        for (Index i = 0; i < n; ++i) task(i);
+    };
+    if (n <= 1 || !parallel || threads_ == 1) return inline_all();
     std::unique_lock<std::mutex> run(run_mutex_, std::try_to_lock);
-    if (!run.owns_lock()) {  // nested, or another thread's region is running: inline
-      for (Index i = 0; i < n; ++i) task(i);
-      return;
-    }
+    if (!run.owns_lock()) return inline_all();  // nested, or another thread's region
     start_workers();
     const int used = int(std::min<Index>(threads_, n));
     task_ = &task;
     n_tasks_ = n;
     stride_ = used;
+    reverse_ = reverse;
     error_ = nullptr;
     pending_.store(used - 1, std::memory_order_relaxed);
     {
@@ -80,7 +81,13 @@ class Pool {
  private:
   void run_share(int id) {
     try {
-      for (Index i = id; i < n_tasks_; i += stride_) (*task_)(i);
+      if (reverse_) {
+        if (id < n_tasks_)
+          for (Index i = id + (n_tasks_ - 1 - id) / stride_ * stride_; i >= id; i -= stride_)
+            (*task_)(i);
+      } else {
+        for (Index i = id; i < n_tasks_; i += stride_) (*task_)(i);
+      }
     } catch (...) {
       std::lock_guard<std::mutex> lk(error_mutex_);
       if (!error_) error_ = std::current_exception();
@@ -151,6 +158,7 @@ class Pool {
   const TaskRef* task_ = nullptr;
   Index n_tasks_ = 0;
   int stride_ = 1, active_ = 0;
+  bool reverse_ = false;
   std::exception_ptr error_;
 #if defined(__linux__)
   pid_t owner_pid_ = 0;
@@ -172,8 +180,8 @@ void set_num_threads(int n) {
   pool().set_threads(n);
 }
 
-void parallel_for_ref(Index n, TaskRef task, bool parallel) {
-  pool().run(n, task, parallel);
+void parallel_for_ref(Index n, TaskRef task, bool parallel, bool reverse) {
+  pool().run(n, task, parallel, reverse);
 }
 
 }  // namespace rnnx

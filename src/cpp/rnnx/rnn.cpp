@@ -67,7 +67,7 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
       if (len.any(t))  // padded examples keep their state
         for (Index b = 0; b < B; ++b)
           if (len.padded(t, b)) zt.row(b) = Hall.block(t * B + b, u.j0, 1, u.c);
-    }, par);
+    }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
   }
 }
 
@@ -130,7 +130,7 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
       if (len.any(t))
         for (Index b = 0; b < B; ++b)
           if (len.padded(t, b)) dzt.row(b).setZero();
-    }, par);
+    }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
   }
 
   // Input and parameter gradients: whole-sequence GEMMs after the loop (gemm.hpp):
