@@ -58,7 +58,8 @@ class Tagger:
     through ``layer.forward``,
     :func:`rnnx.heads.dense_softmax_cross_entropy` and ``layer.backward``. Both give the
     same numbers, bit for bit (tested): the one call runs the same kernels in the same
-    order. Dropout between stacked layers applies in :meth:`loss_and_grads` when the
+    order. Its NumPy twin is :func:`rnnx.reference.tagger.tagger_loss_and_grads`.
+    Dropout between stacked layers applies in :meth:`loss_and_grads` when the
     layer is in training mode; :meth:`loss`, :meth:`forward` and :meth:`predict` run
     without it.
 

@@ -19,8 +19,10 @@ masking
     The same kernels for batches of sequences of different lengths (``lengths``).
 heads
     Dense, embedding, softmax cross-entropy and last-step pooling layers.
+tagger
+    The tagging model's whole training step (a layer, a dense softmax head per step).
 """
 
-from . import course, dinos, heads, kernels, masking
+from . import course, dinos, heads, kernels, masking, tagger
 
-__all__ = ["course", "dinos", "heads", "kernels", "masking"]
+__all__ = ["course", "dinos", "heads", "kernels", "masking", "tagger"]
