@@ -48,28 +48,7 @@ Aligned<S> in(py::handle obj, const char* name, const Shape& shape, const char* 
 
 Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
 
-// An integer array (any integer dtype; bool and float refused with TypeError) as a
-// C-contiguous int64 array, held here while the core reads it.
-py::array_t<std::int64_t> int_array(py::handle obj, const char* name) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + " must be a numpy.ndarray of integers, got " +
-                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
-  const auto a = py::reinterpret_borrow<py::array>(obj);
-  const char kind = a.dtype().kind();
-  if (kind != 'i' && kind != 'u')
-    throw py::type_error(std::string(name) + " must have an integer dtype, got " +
-                         std::string(py::str(a.dtype())));
-  return ensured(py::array_t<std::int64_t, py::array::c_style | py::array::forcecast | kNpyAligned>::ensure(a), a);
-}
-
-// The same with exactly `shape`; None (where optional) gives an empty array.
-py::array_t<std::int64_t> int_arg(py::handle obj, const char* name, const Shape& shape,
-                                  const char* dims, bool optional = false) {
-  if (optional && obj.is_none()) return py::array_t<std::int64_t>();
-  auto a = int_array(obj, name);
-  require_shape(a, name, shape, dims);
-  return a;
-}
+// (int_array, int_arg: arrays.hpp)
 const std::int64_t* ptr_or_null(const py::array_t<std::int64_t>& a) {
   return a.size() ? a.data() : nullptr;
 }

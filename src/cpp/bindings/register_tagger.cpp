@@ -27,22 +27,6 @@ CellSpec cell_spec(const std::string& cell, const std::string& nonlinearity, boo
   return c;
 }
 
-// targets (T, B) of an integer dtype, as int64 (range checked by the core).
-std::vector<std::int64_t> targets_arg(py::handle obj, ssize T, ssize B) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error("targets must be a numpy.ndarray of integers, got " +
-                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
-  const auto a = py::reinterpret_borrow<py::array>(obj);
-  const char kind = a.dtype().kind();
-  if (kind != 'i' && kind != 'u')
-    throw py::type_error("targets must have an integer dtype, got " +
-                         std::string(py::str(a.dtype())));
-  require_shape(a, "targets", {T, B}, "(T, B)");
-  const auto c = ensured(py::array_t<std::int64_t, py::array::c_style | py::array::forcecast |
-                                                       kNpyAligned>::ensure(a), a);
-  return std::vector<std::int64_t>(c.data(), c.data() + T * B);
-}
-
 // tagger_step(x, w_ih, w_hh, b_ih, b_hh, peephole, head_w, head_b, targets, lengths, cell,
 //             nonlinearity, reset_after, simplified, grads)
 //   -> loss (float), or (loss, dx or None, dw_ih, dw_hh, db_ih, db_hh, dpeephole,
@@ -57,7 +41,7 @@ py::object m_tagger_step(py::handle x, py::handle w_ih, py::handle w_hh, py::han
   SeqDims d = seq_dims(x, w_ih, G);
   const std::vector<std::int64_t> ids = index_input(x, d);
   const std::vector<std::int64_t> len = lengths_arg(lengths, d.B, d.T);
-  const std::vector<std::int64_t> tg = targets_arg(targets, d.T, d.B);
+  const auto tg = int_arg(targets, "targets", {d.T, d.B}, "(T, B)");  // range: the core
   if (b_ih.is_none() != b_hh.is_none())
     throw py::value_error("b_ih and b_hh must be given together (or neither)");
   if (!peephole.is_none() && cell.kind != CellKind::Lstm)
