@@ -10,10 +10,10 @@
 // exactly 1; NaN propagates.
 //   sigmoid(x) = 1 / (1 + exp(-x))   (exp(-x) = inf gives exactly 0, never NaN)
 //
-// apply() runs an activation over a contiguous run of values with whole packets only:
-// the tail shorter than a packet goes through a padded packet, so every value takes
-// the same path (the result never depends on where a run starts or ends) and tiny
-// runs (the course's n_a = 5) are as vectorised as long ones.
+// apply() runs an activation over a contiguous run of values packet by packet, the
+// tail in a partial packet (packets.hpp), so every value takes the same path (the
+// result never depends on where a run starts or ends) and tiny runs (the course's
+// n_a = 5) are as vectorised as long ones.
 #pragma once
 
 #include <Eigen/Core>
@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "rnnx/common.hpp"
+#include "rnnx/packets.hpp"
 
 namespace rnnx {
 
@@ -62,18 +63,7 @@ struct Tanh {
 // dst[i] = op(src[i]) for i < n; dst may equal src.
 template <typename Op, typename S>
 inline void apply(const Op& op, const S* src, S* dst, Index n) {
-  using namespace Eigen::internal;
-  using Packet = typename packet_traits<S>::type;
-  constexpr Index L = unpacket_traits<Packet>::size;
-  Index i = 0;
-  for (; i + L <= n; i += L) pstoreu(dst + i, op(ploadu<Packet>(src + i)));
-  if (i < n) {
-    alignas(64) S tail[L];
-    std::fill(tail, tail + L, S(0));
-    std::copy(src + i, src + n, tail);
-    pstoreu(tail, op(ploadu<Packet>(tail)));
-    std::copy(tail, tail + (n - i), dst + i);
-  }
+  for_packets<S>(n, [&](const Lanes<S>& l) { l.store(dst, op(l.load(src))); });
 }
 
 // The same over `rows` runs of `cols` values, rows `src_stride` / `dst_stride` apart.

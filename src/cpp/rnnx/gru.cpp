@@ -6,9 +6,23 @@
 #include "rnnx/gemm.hpp"
 #include "rnnx/input.hpp"
 #include "rnnx/packed_gemm.hpp"
+#include "rnnx/packets.hpp"
 #include "rnnx/parallel.hpp"
 
 namespace rnnx {
+
+namespace {
+// h_t = (1 - z) n + z h_{t-1} over c units (z, n: the row's activated gates).
+template <typename S>
+void update_row(const S* z, const S* n, const S* h_prev, S* h, Index c) {
+  using namespace Eigen::internal;
+  const Packet<S> one = pset1<Packet<S>>(S(1));
+  for_packets<S>(c, [&](const Lanes<S>& l) {
+    const Packet<S> zl = l.load(z);
+    l.store(h, padd(pmul(psub(one, zl), l.load(n)), pmul(zl, l.load(h_prev))));
+  });
+}
+}  // namespace
 
 template <typename S>
 void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, const S* w_hh,
@@ -40,7 +54,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
   const Index n_units = ceil_div(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * GH * H);
   const bool after = v.reset_after && !v.simplified;
-  const Index n_direct = v.simplified ? G : 2, n_sigmoid = v.simplified ? 1 : 2;
+  const Index n_direct = v.simplified ? G : 2;
   std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(G * n_units));
   parallel_for(n_units, [&](Index k) {
     for (Index q = 0; q < G; ++q)
@@ -52,16 +66,15 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
     S* gt = gates + t * B * GH;  // the step's gates (B x GH)
     const S* hp = h_all + t * B * H;
     S* at = v.simplified ? nullptr : aux + t * B * H;
-    auto update = [&](const Units& u, Index b) {  // h_t = (1 - z) * n + z * h_{t-1}
+    // h_t of row b's units (their gates done): (1 - z) n + z h_{t-1}, or for a padded
+    // example its state kept.
+    auto update = [&](const Units& u, Index b) {
       S* ht = h_all + ((t + 1) * B + b) * H + u.j0;
       const S* hb = hp + b * H + u.j0;
-      if (len.padded(t, b)) {  // padded examples keep their state
+      if (len.padded(t, b))
         std::copy_n(hb, u.c, ht);
-        return;
-      }
-      const auto z = MapConstArr<S>(gt + b * GH + qz * H + u.j0, u.c);
-      MapArr<S>(ht, u.c) = (S(1) - z) * MapConstArr<S>(gt + b * GH + qn * H + u.j0, u.c) +
-                           z * MapConstArr<S>(hb, u.c);
+      else
+        update_row(gt + b * GH + qz * H + u.j0, gt + b * GH + qn * H + u.j0, hb, ht, u.c);
     };
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
@@ -80,19 +93,26 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
       }
       for (Index b = 0; b < B; ++b) {
         S* g0 = gt + b * GH + u.j0;  // gate q of this row's units at g0 + q*H
-        for (Index q = 0; q < n_sigmoid; ++q) apply(Sigmoid(), g0 + q * H, g0 + q * H, u.c);
         if (v.simplified) {
-          apply(Tanh(), g0 + qn * H, g0 + qn * H, u.c);
-          update(u, b);
-        } else if (after) {  // n = tanh(· + r * (h_{t-1} W_hnᵀ + b_hn))
-          MapArr<S>(g0 + 2 * H, u.c) +=
-              MapConstArr<S>(g0, u.c) * MapConstArr<S>(at + b * H + u.j0, u.c);
-          apply(Tanh(), g0 + 2 * H, g0 + 2 * H, u.c);
-          update(u, b);
-        } else {  // reset before: aux = r * h_{t-1}
-          MapArr<S>(at + b * H + u.j0, u.c) =
-              MapConstArr<S>(g0, u.c) * MapConstArr<S>(hp + b * H + u.j0, u.c);
+          for_packets<S>(u.c, [&](const Lanes<S>& l) {  // z = σ(a_z), n = tanh(a_n)
+            l.store(g0, Sigmoid()(l.load(g0)));
+            l.store(g0 + H, Tanh()(l.load(g0 + H)));
+          });
+        } else {
+          const S* hb = hp + b * H + u.j0;
+          S* ab = at + b * H + u.j0;
+          for_packets<S>(u.c, [&](const Lanes<S>& l) {
+            using Eigen::internal::padd, Eigen::internal::pmul;
+            const Packet<S> r = Sigmoid()(l.load(g0));
+            l.store(g0, r);
+            l.store(g0 + H, Sigmoid()(l.load(g0 + H)));
+            if (after)  // n = tanh(a_n + r * (h_{t-1} W_hnᵀ + b_hn))
+              l.store(g0 + 2 * H, Tanh()(padd(l.load(g0 + 2 * H), pmul(r, l.load(ab)))));
+            else  // reset before: aux = r * h_{t-1} (n in a second pass)
+              l.store(ab, pmul(r, l.load(hb)));
+          });
         }
+        if (!before) update(u, b);
       }
     }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
     if (before) {

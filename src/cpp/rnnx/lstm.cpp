@@ -8,9 +8,85 @@
 #include "rnnx/gemm.hpp"
 #include "rnnx/input.hpp"
 #include "rnnx/packed_gemm.hpp"
+#include "rnnx/packets.hpp"
 #include "rnnx/parallel.hpp"
 
 namespace rnnx {
+
+namespace {
+using namespace Eigen::internal;
+
+// One row of a step, units [0, c): the gates i, f, g, o at g + q*H in (pre-activations)
+// and out (activations), c_{t-1} at cp, c_t and h_t out to ct and ht; peep: the row's
+// [p_i, p_f, p_o] at peep + q*H, or null.
+//   i = σ(a_i + p_i c_{t-1}),  f = σ(a_f + p_f c_{t-1}),  g = tanh(a_g)
+//   c_t = f c_{t-1} + i g,  o = σ(a_o + p_o c_t),  h_t = o tanh(c_t)
+template <typename S>
+void forward_row(S* g, Index H, const S* cp, S* ct, S* ht, const S* peep, Index c) {
+  for_packets<S>(c, [&](const Lanes<S>& l) {
+    Packet<S> i = l.load(g), f = l.load(g + H), gg = l.load(g + 2 * H), o = l.load(g + 3 * H);
+    const Packet<S> cprev = l.load(cp);
+    if (peep) {
+      i = padd(i, pmul(cprev, l.load(peep)));
+      f = padd(f, pmul(cprev, l.load(peep + H)));
+    }
+    i = Sigmoid()(i);
+    f = Sigmoid()(f);
+    gg = Tanh()(gg);
+    const Packet<S> cn = padd(pmul(f, cprev), pmul(i, gg));
+    if (peep) o = padd(o, pmul(cn, l.load(peep + 2 * H)));
+    o = Sigmoid()(o);
+    l.store(g, i);
+    l.store(g + H, f);
+    l.store(g + 2 * H, gg);
+    l.store(g + 3 * H, o);
+    l.store(ct, cn);
+    l.store(ht, pmul(Tanh()(cn), o));
+  });
+}
+
+// Backward through one row of a step, units [0, c): the activated gates at g + q*H,
+// c_t at ct and c_{t-1} at cp; dh_in: dL/dh_t from above (or null), added to the carry
+// dha = dL/dh_t; dc: the carry dL/dc_t in, dL/dc_{t-1} out; dg: the gates' gradients
+// dL/da out; with peepholes (peep, dpeep at + q*H), their gradients are added to dpeep.
+//   h = o tanh(c):  dL/do = dh tanh(c);  dL/dc += dh o (1 - tanh(c)^2) [+ da_o p_o]
+//   c = f c_prev + i g;  tanh' = 1 - tanh^2;  σ' = σ (1 - σ)
+//   dL/dc_prev = dc f [+ da_i p_i + da_f p_f]
+template <typename S>
+void backward_row(const S* g, Index H, const S* ct, const S* cp, const S* dh_in, S* dha_,
+                  S* dc_, S* dg, const S* peep, S* dpeep, Index c) {
+  const Packet<S> one = pset1<Packet<S>>(S(1));
+  for_packets<S>(c, [&](const Lanes<S>& l) {
+    const Packet<S> i = l.load(g), f = l.load(g + H), gg = l.load(g + 2 * H),
+                    o = l.load(g + 3 * H), cprev = l.load(cp);
+    Packet<S> dha = l.load(dha_), dc = l.load(dc_);
+    if (dh_in) {
+      dha = padd(dha, l.load(dh_in));
+      l.store(dha_, dha);
+    }
+    const Packet<S> tc = Tanh()(l.load(ct));
+    const Packet<S> d_o = pmul(pmul(pmul(dha, tc), o), psub(one, o));
+    const Packet<S> dcell = pmul(pmul(dha, o), psub(one, pmul(tc, tc)));
+    dc = padd(dc, peep ? padd(dcell, pmul(d_o, l.load(peep + 2 * H))) : dcell);
+    const Packet<S> dgg = pmul(pmul(dc, i), psub(one, pmul(gg, gg)));
+    const Packet<S> di = pmul(pmul(pmul(dc, gg), i), psub(one, i));
+    const Packet<S> df = pmul(pmul(pmul(dc, cprev), f), psub(one, f));
+    if (peep) {
+      dc = padd(padd(pmul(dc, f), pmul(di, l.load(peep))), pmul(df, l.load(peep + H)));
+      l.store(dpeep, padd(l.load(dpeep), pmul(di, cprev)));
+      l.store(dpeep + H, padd(l.load(dpeep + H), pmul(df, cprev)));
+      l.store(dpeep + 2 * H, padd(l.load(dpeep + 2 * H), pmul(d_o, l.load(ct))));
+    } else {
+      dc = pmul(dc, f);
+    }
+    l.store(dg, di);
+    l.store(dg + H, df);
+    l.store(dg + 2 * H, dgg);
+    l.store(dg + 3 * H, d_o);
+    l.store(dc_, dc);
+  });
+}
+}  // namespace
 
 template <typename S>
 void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* b,
@@ -47,29 +123,14 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
         w_tasks[size_t(4 * k + q)].multiply_add(h_all + t * B * H, B, H, gt + q * H + u.j0,
                                                 4 * H, scratch.data() + k * work);
       for (Index b = 0; b < B; ++b) {
-        S* g0 = gt + b * 4 * H + u.j0;  // gate q of this row's units at g0 + q*H
-        auto gate = [&](Index q) { return MapArr<S>(g0 + q * H, cu); };
-        const S* cp_ = c_all + (t * B + b) * H + u.j0;
-        S* ct_ = c_all + ((t + 1) * B + b) * H + u.j0;
-        S* ht_ = h_all + ((t + 1) * B + b) * H + u.j0;
-        const auto cprev = MapConstArr<S>(cp_, cu);
-        auto peep = [&](Index q) { return MapConstArr<S>(peephole + q * H + u.j0, cu); };
-        if (peephole) {  // i and f look at c_{t-1}
-          gate(0) += cprev * peep(0);
-          gate(1) += cprev * peep(1);
-        }
-        apply(Sigmoid(), g0, g0, cu);  // i
-        apply(Sigmoid(), g0 + H, g0 + H, cu);  // f
-        apply(Tanh(), g0 + 2 * H, g0 + 2 * H, cu);  // g
-        auto ct = MapArr<S>(ct_, cu);
-        ct = gate(1) * cprev + gate(0) * gate(2);  // c_t = f*c_{t-1} + i*g
-        if (peephole) gate(3) += ct * peep(2);  // o looks at c_t
-        apply(Sigmoid(), g0 + 3 * H, g0 + 3 * H, cu);  // o
-        apply(Tanh(), ct_, ht_, cu);  // h_t = o*tanh(c_t)
-        MapArr<S>(ht_, cu) *= gate(3);
+        const S* cp = c_all + (t * B + b) * H + u.j0;
+        S* ct = c_all + ((t + 1) * B + b) * H + u.j0;
+        S* ht = h_all + ((t + 1) * B + b) * H + u.j0;
+        forward_row(gt + b * 4 * H + u.j0, H, cp, ct, ht, peephole ? peephole + u.j0 : nullptr,
+                    cu);
         if (len.padded(t, b)) {  // padded examples keep their state
-          std::copy_n(cp_, cu, ct_);
-          std::copy_n(h_all + (t * B + b) * H + u.j0, cu, ht_);
+          std::copy_n(cp, cu, ct);
+          std::copy_n(h_all + (t * B + b) * H + u.j0, cu, ht);
         }
       }
     }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
@@ -94,10 +155,9 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * 4 * H * H);
   if (peephole) MapRowVec<S>(dpeephole, 3 * H).setZero();
-  // Per task: the work space, tanh(c_t) of one row, and for variable lengths a (B x cu)
-  // product.
+  // Per task: the work space and, for variable lengths, a (B x cu) product.
   const Index work = PackedLhs<S>::work_size(4 * H, B);
-  const Index per_task = work + pad16(cmax) + pad16(B * cmax);
+  const Index per_task = work + pad16(B * cmax);
   AlignedVec<S> scratch(size_t(n_units * per_task));
   std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(n_units));  // W_hh[:, j0:j0+c]
   parallel_for(n_units, [&](Index k) {
@@ -108,12 +168,11 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
       const Units u(k, H);
       const Index cu = u.c;
       S* wk = scratch.data() + k * per_task;
-      S* tc_ = wk + work;
       auto dHu = dH.middleCols(u.j0, cu);
       if (t < T - 1) {
         const S* dg_next = dgates + (t + 1) * B * 4 * H;
         if (len.any(t + 1)) {  // a padded step passes dL/dh through unchanged
-          MapMat<S> acc(tc_ + pad16(cmax), B, cu);
+          MapMat<S> acc(wk + work, B, cu);
           acc.setZero();
           w_tasks[size_t(k)].multiply_add(dg_next, B, 4 * H, acc.data(), cu, wk);
           for (Index b = 0; b < B; ++b)
@@ -128,45 +187,16 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
       // at g0 + q*H, their gradients at dg0 + q*H.
       for (Index b = 0; b < B; ++b) {
         const Index row = t * B + b;
-        S* dh_ = dh0 + b * H + u.j0;
-        S* dc_ = dc0 + b * H + u.j0;
         S* dg0 = dgates + row * 4 * H + u.j0;
         if (len.padded(t, b)) {  // carries pass through, no gate gradients
           for (Index q = 0; q < 4; ++q) std::fill_n(dg0 + q * H, cu, S(0));
           continue;
         }
-        const S* g0 = gates + row * 4 * H + u.j0;
-        auto gate = [&](Index q) { return MapConstArr<S>(g0 + q * H, cu); };
-        auto dgate = [&](Index q) { return MapArr<S>(dg0 + q * H, cu); };
-        auto i = gate(0), f = gate(1), g = gate(2), o = gate(3);
-        auto di = dgate(0), df = dgate(1), dg = dgate(2), d_o = dgate(3);
-        auto dha = MapArr<S>(dh_, cu), dc = MapArr<S>(dc_, cu);
-        const auto cp = MapConstArr<S>(c_prev + row * H + u.j0, cu);
-        if (dh) dha += MapConstArr<S>(dh + row * H + u.j0, cu);
-        apply(Tanh(), c + row * H + u.j0, tc_, cu);
-        const auto tc = MapConstArr<S>(tc_, cu);
-        // h = o*tanh(cu):  dL/do = dh*tanh(cu);  dL/dc += dh*o*(1 - tanh(cu)^2); σ' = σ(1-σ)
-        d_o = dha * tc * o * (S(1) - o);
-        if (peephole) {
-          // With peepholes, o = σ(· + p_o c_t) and i, f = σ(· + p_{i,f} c_{t-1}):
-          //   dL/dc_t += d_o p_o;  dL/dc_{t-1} = dc f + di p_i + df p_f
-          auto peep = [&](Index q) { return MapConstArr<S>(peephole + q * H + u.j0, cu); };
-          dc += dha * o * (S(1) - tc.square()) + d_o * peep(2);
-          dg = dc * i * (S(1) - g.square());  // c = f*c_prev + i*g; tanh' = 1 - tanh^2
-          di = dc * g * i * (S(1) - i);
-          df = dc * cp * f * (S(1) - f);
-          dc = dc * f + di * peep(0) + df * peep(1);
-          // dp_i = Σ di c_{t-1}, dp_f = Σ df c_{t-1}, dp_o = Σ do c_t, row by row
-          MapArr<S>(dpeephole + u.j0, cu) += di * cp;
-          MapArr<S>(dpeephole + H + u.j0, cu) += df * cp;
-          MapArr<S>(dpeephole + 2 * H + u.j0, cu) += d_o * MapConstArr<S>(c + row * H + u.j0, cu);
-        } else {
-          dc += dha * o * (S(1) - tc.square());
-          dg = dc * i * (S(1) - g.square());  // c = f*c_prev + i*g; tanh' = 1 - tanh^2
-          di = dc * g * i * (S(1) - i);
-          df = dc * cp * f * (S(1) - f);
-          dc *= f;  // dL/dc_{t-1}
-        }
+        const Index at = row * H + u.j0;
+        backward_row(gates + row * 4 * H + u.j0, H, c + at, c_prev + at, dh ? dh + at : nullptr,
+                     dh0 + b * H + u.j0, dc0 + b * H + u.j0, dg0,
+                     peephole ? peephole + u.j0 : nullptr,
+                     peephole ? dpeephole + u.j0 : nullptr, cu);
       }
     }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
   }
