@@ -22,6 +22,44 @@ void update_row(const S* z, const S* n, const S* h_prev, S* h, Index c) {
     l.store(h, padd(pmul(psub(one, zl), l.load(n)), pmul(zl, l.load(h_prev))));
   });
 }
+
+// Backward through one row of a step, units [0, c): the activated gates at g + q*H,
+// h_{t-1} at hp, h_{t-1} W_hnᵀ + b_hn at ghn (reset_after) or null; dh_in: dL/dh_t from
+// above (or null), added to the carry dha (dL/dh_t); out: dL/da of the gates, against
+// the input projection (dgx) and against the recurrent product (dgh).
+//   h = (1-z) n + z h_prev:  dn = dh (1-z);  dz = dh (h_prev - n)
+//   n = tanh(a_n): da_n = dn (1 - n^2);  z = σ(a_z): da_z = dz z (1-z)
+//   reset_after, a_n = x W_inᵀ + b_in + r * ghn:  da_r = da_n ghn r (1-r);  d ghn = da_n r
+//   (reset before: da_r needs every unit's da_n, so it is a second pass)
+template <typename S>
+void backward_row(const GruVariant& v, const S* g, Index H, const S* hp, const S* ghn,
+                  const S* dh_in, S* dha_, S* dgx, S* dgh, Index c) {
+  using namespace Eigen::internal;
+  const Index qz = v.simplified ? 0 : 1, qn = qz + 1;
+  const Packet<S> one = pset1<Packet<S>>(S(1));
+  for_packets<S>(c, [&](const Lanes<S>& l) {
+    Packet<S> dha = l.load(dha_);
+    if (dh_in) {
+      dha = padd(dha, l.load(dh_in));
+      l.store(dha_, dha);
+    }
+    const Packet<S> z = l.load(g + qz * H), n = l.load(g + qn * H);
+    const Packet<S> dan = pmul(pmul(dha, psub(one, z)), psub(one, pmul(n, n)));
+    const Packet<S> daz = pmul(pmul(pmul(dha, psub(l.load(hp), n)), z), psub(one, z));
+    l.store(dgx + qn * H, dan);
+    l.store(dgx + qz * H, daz);
+    l.store(dgh + qz * H, daz);
+    if (ghn) {
+      const Packet<S> r = l.load(g);
+      const Packet<S> dar = pmul(pmul(pmul(dan, l.load(ghn)), r), psub(one, r));
+      l.store(dgx, dar);
+      l.store(dgh, dar);
+      l.store(dgh + qn * H, pmul(dan, r));
+    } else {
+      l.store(dgh + qn * H, dan);
+    }
+  });
+}
 }  // namespace
 
 template <typename S>
@@ -139,9 +177,10 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B, G = v.gates(), GH = G * H;
   const bool before = !v.simplified && !v.reset_after;
-  const Index qz = v.simplified ? 0 : 1, qn = qz + 1;
-  MapConstMat<S> Gs(gates, TB, GH), Hprev(h_prev, TB, H);
-  MapMat<S> dGx(dgx, TB, GH), dGh(dgh, TB, GH), dH(dh0, B, H);
+  const Index qz = v.simplified ? 0 : 1;
+  using Eigen::internal::padd, Eigen::internal::pmul, Eigen::internal::psub,
+      Eigen::internal::pset1;
+  MapMat<S> dH(dh0, B, H);
   // Rows of W_hh that act on h_{t-1} directly (under reset before, W_hn acts on r * h).
   const Index direct = before ? 2 * H : GH;
 
@@ -166,62 +205,48 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
   for (Index t = T - 1; t >= -1; --t) {
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
-      auto cH = dH.middleCols(u.j0, u.c);
+      const Index c = u.c;
       if (t < T - 1) {  // dL/dh_t through step t+1: h_{t+1} = (1-z) n + z h_t, and the gates
         const Index r1 = (t + 1) * B;
-        S* sc = scratch.data() + k * per_task;
-        MapMat<S> acc(sc, B, u.c);
-        acc.array() = cH.array() * Gs.block(r1, qz * H + u.j0, B, u.c).array();
+        S* acc = scratch.data() + k * per_task;  // (B x c)
+        for (Index b = 0; b < B; ++b) {
+          const S* z = gates + (r1 + b) * GH + qz * H + u.j0;
+          const S* dhb = dh0 + b * H + u.j0;
+          S* ab = acc + b * c;
+          for_packets<S>(c, [&](const Lanes<S>& l) { l.store(ab, pmul(l.load(dhb), l.load(z))); });
+        }
         // += dA_h[:, :direct] W_hh[:direct, j0:j0+c]
-        w_carry[size_t(k)].multiply_add(dgh + r1 * GH, B, GH, sc, u.c,
-                                        sc + pad16(B * cmax));
-        if (before)
-          acc.array() += drh.middleCols(u.j0, u.c).array() * Gs.block(r1, u.j0, B, u.c).array();
-        if (len.any(t + 1))  // a padded step passes dL/dh through unchanged
-          for (Index b = 0; b < B; ++b)
-            if (len.padded(t + 1, b)) acc.row(b) = cH.row(b);
-        cH = acc;
-      }
-      if (t < 0) return;
-      if (dh) {
-        auto dht = MapConstMat<S>(dh + t * B * H, B, H).middleCols(u.j0, u.c);
-        if (len.any(t)) {  // dh of a padded step is not an output's gradient: ignored
-          for (Index b = 0; b < B; ++b)
-            if (!len.padded(t, b)) cH.row(b) += dht.row(b);
-        } else {
-          cH += dht;
+        w_carry[size_t(k)].multiply_add(dgh + r1 * GH, B, GH, acc, c, acc + pad16(B * cmax));
+        for (Index b = 0; b < B; ++b) {
+          if (len.padded(t + 1, b)) continue;  // a padded step passes dL/dh through unchanged
+          const S* ab = acc + b * c;
+          S* dhb = dh0 + b * H + u.j0;
+          if (before) {  // += dL/d(r * h_t) of step t+1 times its r
+            const S* r = gates + (r1 + b) * GH + u.j0;
+            const S* drhb = drh.data() + b * H + u.j0;
+            for_packets<S>(c, [&](const Lanes<S>& l) {
+              l.store(dhb, padd(l.load(ab), pmul(l.load(drhb), l.load(r))));
+            });
+          } else {
+            std::copy_n(ab, c, dhb);
+          }
         }
       }
-      const Index r0 = t * B;
-      auto g = [&](Index q) { return Gs.block(r0, q * H + u.j0, B, u.c).array(); };
-      auto z = g(qz), n = g(qn);
-      auto dgx_q = [&](Index q) { return dGx.block(r0, q * H + u.j0, B, u.c).array(); };
-      auto dgh_q = [&](Index q) { return dGh.block(r0, q * H + u.j0, B, u.c).array(); };
-      const auto dHa = cH.array();
-      // h = (1-z) n + z h_prev:  dn = dH (1-z);  dz = dH (h_prev - n)
-      // n = tanh(a_n): da_n = dn (1 - n^2);  z = σ(a_z): da_z = dz z (1-z)
-      dgx_q(qn) = dHa * (S(1) - z) * (S(1) - n.square());
-      dgx_q(qz) = dHa * (Hprev.block(r0, u.j0, B, u.c).array() - n) * z * (S(1) - z);
-      dgh_q(qz) = dgx_q(qz);
-      if (v.simplified) {
-        dgh_q(qn) = dgx_q(qn);
-      } else if (v.reset_after) {
-        // a_n = x W_inᵀ + b_in + r * ghn:  dr = da_n ghn;  d ghn = da_n r
-        auto r = g(0);
-        const auto ghn = MapConstMat<S>(aux, TB, H).block(r0, u.j0, B, u.c).array();
-        dgx_q(0) = dgx_q(2) * ghn * r * (S(1) - r);
-        dgh_q(0) = dgx_q(0);
-        dgh_q(2) = dgx_q(2) * r;
-      } else {
-        dgh_q(2) = dgx_q(2);  // against r * h_{t-1}; dr needs every unit's da_n: below
+      if (t < 0) return;
+      for (Index b = 0; b < B; ++b) {
+        const Index row = t * B + b;
+        if (len.padded(t, b)) {  // no gate gradients; dh of a padded step is ignored
+          for (Index q = 0; q < G; ++q) {
+            std::fill_n(dgx + row * GH + q * H + u.j0, c, S(0));
+            std::fill_n(dgh + row * GH + q * H + u.j0, c, S(0));
+          }
+          continue;
+        }
+        backward_row(v, gates + row * GH + u.j0, H, h_prev + row * H + u.j0,
+                     v.reset_after && !v.simplified ? aux + row * H + u.j0 : nullptr,
+                     dh ? dh + row * H + u.j0 : nullptr, dh0 + b * H + u.j0,
+                     dgx + row * GH + u.j0, dgh + row * GH + u.j0, c);
       }
-      if (len.any(t))  // padded examples: no gate gradients (cH passes through as it is)
-        for (Index b = 0; b < B; ++b)
-          if (len.padded(t, b))
-            for (Index q = 0; q < G; ++q) {
-              dGx.block(r0 + b, q * H + u.j0, 1, u.c).setZero();
-              dGh.block(r0 + b, q * H + u.j0, 1, u.c).setZero();
-            }
     }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
     if (before && t >= 0) {
       // a_n = x W_inᵀ + b_in + (r * h_prev) W_hnᵀ + b_hn:  d(r h) = da_n W_hn;
@@ -229,14 +254,23 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
       parallel_for(n_units, [&](Index k) {
         const Units u(k, H);
         const Index r0 = t * B;
-        auto drh_u = drh.middleCols(u.j0, u.c);  // = da_n W_hn[:, j0:j0+c]
-        drh_u.setZero();
+        drh.middleCols(u.j0, u.c).setZero();  // = da_n W_hn[:, j0:j0+c]
         w_rn[size_t(k)].multiply_add(dgx + r0 * GH + 2 * H, B, GH, drh.data() + u.j0, H,
                                      scratch.data() + k * per_task + pad16(B * cmax));
-        auto r = Gs.block(r0, u.j0, B, u.c).array();
-        dGx.block(r0, u.j0, B, u.c).array() =
-            drh_u.array() * Hprev.block(r0, u.j0, B, u.c).array() * r * (S(1) - r);
-        dGh.block(r0, u.j0, B, u.c) = dGx.block(r0, u.j0, B, u.c);
+        const Packet<S> one = pset1<Packet<S>>(S(1));
+        for (Index b = 0; b < B; ++b) {
+          const S* r = gates + (r0 + b) * GH + u.j0;
+          const S* hp = h_prev + (r0 + b) * H + u.j0;
+          const S* drhb = drh.data() + b * H + u.j0;
+          S* dx_r = dgx + (r0 + b) * GH + u.j0;
+          S* dh_r = dgh + (r0 + b) * GH + u.j0;
+          for_packets<S>(u.c, [&](const Lanes<S>& l) {
+            const Packet<S> rl = l.load(r);
+            const Packet<S> da = pmul(pmul(pmul(l.load(drhb), l.load(hp)), rl), psub(one, rl));
+            l.store(dx_r, da);
+            l.store(dh_r, da);
+          });
+        }
       }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
     }
   }
