@@ -93,10 +93,17 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
   const bool par = worth_parallel(double(B) * GH * H);
   const bool after = v.reset_after && !v.simplified;
   const Index n_direct = v.simplified ? G : 2;
+  // With one task (H <= kUnitsPerTask) the direct gates' blocks are the first n_direct*H
+  // values of the step's rows of gates, side by side: packed as one block (then W_hn's;
+  // same results, see kRowsIndependent).
+  const bool whole = n_units == 1 && PackedLhs<S>::kRowsIndependent;
   std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(G * n_units));
   parallel_for(n_units, [&](Index k) {
-    for (Index q = 0; q < G; ++q)
-      w_tasks[size_t(G * k + q)] = pack_gate_rows(w_hh, H, q, q + 1, Units(k, H));
+    for (Index q = 0; q < G; ++q) {
+      if (whole && q > 0 && q < n_direct) continue;
+      const Index q1 = whole && q == 0 ? n_direct : q + 1;
+      w_tasks[size_t(G * k + q)] = pack_gate_rows(w_hh, H, q, q1, Units(k, H));
+    }
   }, par);
   const Index work = PackedLhs<S>::work_size(H, B);
   AlignedVec<S> scratch(size_t(n_units * work));
@@ -117,7 +124,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
       S* wk = scratch.data() + k * work;
-      for (Index q = 0; q < n_direct; ++q)
+      for (Index q = 0; q < (whole ? 1 : n_direct); ++q)
         w_tasks[size_t(G * k + q)].multiply_add(hp, B, H, gt + q * H + u.j0, GH, wk);
       if (after) {  // aux = h_{t-1} W_hnᵀ + b_hn
         for (Index b = 0; b < B; ++b) {

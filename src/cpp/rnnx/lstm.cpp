@@ -107,10 +107,15 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
   // them and computes c_t and h_t row by row, each row's units in one contiguous run.
   const Index n_units = ceil_div(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * 4 * H * H);
-  std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(4 * n_units));
+  // With one task (H <= kUnitsPerTask) the four blocks are the step's whole rows of
+  // gates, side by side: packed as one, one product per step (same results, see
+  // kRowsIndependent).
+  const Index blocks = n_units == 1 && PackedLhs<S>::kRowsIndependent ? 1 : 4;
+  std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(blocks * n_units));
   parallel_for(n_units, [&](Index k) {
-    for (Index q = 0; q < 4; ++q)
-      w_tasks[size_t(4 * k + q)] = pack_gate_rows(w_hh, H, q, q + 1, Units(k, H));
+    for (Index q = 0; q < blocks; ++q)
+      w_tasks[size_t(blocks * k + q)] =
+          pack_gate_rows(w_hh, H, q, blocks == 1 ? 4 : q + 1, Units(k, H));
   }, par);
   const Index work = PackedLhs<S>::work_size(H, B);
   AlignedVec<S> scratch(size_t(n_units * work));
@@ -119,9 +124,10 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
       const Units u(k, H);
       const Index cu = u.c;
       S* gt = gates + t * B * 4 * H;  // the step's gates (B x 4H): i, f, g, o blocks of H
-      for (Index q = 0; q < 4; ++q)
-        w_tasks[size_t(4 * k + q)].multiply_add(h_all + t * B * H, B, H, gt + q * H + u.j0,
-                                                4 * H, scratch.data() + k * work);
+      for (Index q = 0; q < blocks; ++q)
+        w_tasks[size_t(blocks * k + q)].multiply_add(h_all + t * B * H, B, H,
+                                                     gt + q * H + u.j0, 4 * H,
+                                                     scratch.data() + k * work);
       for (Index b = 0; b < B; ++b) {
         const S* cp = c_all + (t * B + b) * H + u.j0;
         S* ct = c_all + ((t + 1) * B + b) * H + u.j0;

@@ -145,6 +145,10 @@ class PackedLhs {
 #if defined(__FMA__)
   using Kernel = MicroKernel<S>;
   static constexpr Index MR = Kernel::MR, NR = Kernel::NR;
+  // Whether a row's results are the same whatever block of rows it is packed in (and
+  // wherever in it): so with rnnx's kernel; Eigen's (below) sums the last rows of a
+  // block in another order.
+  static constexpr bool kRowsIndependent = true;
 
   PackedLhs() : M_(0), K_(0), Mp_(0) {}
   // A(i, k) = a[i * row_stride + k] (a row-major block) when transpose is false,
@@ -198,6 +202,7 @@ class PackedLhs {
   AlignedVec<S> packed_;
 #else
   using Traits = Eigen::internal::gebp_traits<S, S>;
+  static constexpr bool kRowsIndependent = false;
 
   PackedLhs() : M_(0), K_(0) {}
   // A(i, k) = a[i * row_stride + k] (a row-major block) when transpose is false,
