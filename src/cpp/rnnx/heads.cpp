@@ -162,16 +162,26 @@ void softmax_cross_entropy_forward(Index R, Index V, const S* logits,
                   " is outside 0..V-1 = 0.." + std::to_string(V - 1));
   AlignedVec<S> row_loss(static_cast<size_t>(R));
   const Index per = rows_per_task(V), n_tasks = ceil_div(R, per);
+  // Each task: z = l - m row by row into probs (m kept in row_loss until the loss is
+  // taken), then the exps of all its rows in one pass (exp(z - 0) = exp(z), lane by
+  // lane: a value does not depend on its neighbours, and a row of V < 16 floats is not
+  // padded to a packet of its own), then each row's sum and scale.
   parallel_for(n_tasks, [&](Index k) {
     const Index r0 = k * per, r1 = std::min(R, r0 + per);
     for (Index r = r0; r < r1; ++r) {
       const S* l = logits + r * V;
-      S* p = probs + r * V;
+      S* z = probs + r * V;
       const S m = MapConstArr<S>(l, V).maxCoeff();
-      apply(ExpShifted<S>{m}, l, p, V);
+      row_loss[size_t(r)] = m;
+      for (Index j = 0; j < V; ++j) z[j] = l[j] - m;
+    }
+    apply(ExpShifted<S>{S(0)}, probs + r0 * V, probs + r0 * V, (r1 - r0) * V);
+    for (Index r = r0; r < r1; ++r) {
+      S* p = probs + r * V;
       const S s = row_sum(p, V);  // >= 1: the maximum contributes exp(0) = 1
       MapArr<S>(p, V) *= S(1) / s;  // (a vector division costs as much as the exp)
-      if (!mask || mask[r]) row_loss[size_t(r)] = std::log(s) - (l[targets[r]] - m);
+      if (!mask || mask[r])
+        row_loss[size_t(r)] = std::log(s) - (logits[r * V + targets[r]] - row_loss[size_t(r)]);
     }
   }, worth_parallel(double(per) * V * 8));  // ~8 multiply-adds per exp
   double total = 0;
@@ -267,11 +277,8 @@ RNNX_INSTANTIATE(double)
 
 // The four functions above in sequence, with the same arithmetic, on buffers placed as
 // the unfused calls place theirs (each on a kAlign boundary, see common.hpp), so that
-// every result is the one the separate calls give. Two things differ, neither in value:
-// the softmax exps of a block of rows go through one vectorised pass (exp is computed
-// lane by lane, so a value does not depend on its neighbours: softmax_cross_entropy_forward
-// pads each row of V < 16 floats to a whole packet, which for a small V costs more than
-// the exp), and dlogits is written as each row's probs are done. The targets are checked
+// every result is the one the separate calls give. One thing differs, not in value:
+// dlogits is written as each row's probs are done. The targets are checked
 // before any arithmetic; a logit that overflowed to infinity (finite x, w, b can give one)
 // is refused as the unfused softmax_cross_entropy refuses it.
 //   x (N,F)  w (O,F)  b (O) or nullptr  targets (N)  mask (N) or nullptr
