@@ -94,7 +94,7 @@ class Tagger:
         self.head_bias = np.zeros(self.num_classes, layer.dtype) if bias else None
         # The one-call path: the layer's parameter names, and its gradients' names in the
         # order of the call's results (dw_ih, dw_hh, db_ih, db_hh, dpeephole, dhead_w,
-        # dhead_b after the loss and dx).
+        # dhead_b after the loss).
         self._fused = layer.num_layers == 1 and not layer.bidirectional
         names = layer._names(0, 0)
         self._param_names = tuple(names[base] for base in layer._BASES)
@@ -139,7 +139,7 @@ class Tagger:
         """
         if self._fused:
             out = self._call(x, targets, lengths, True)
-            return out[0], {k: v for k, v in zip(self._grad_names, out[2:]) if v is not None}
+            return out[0], {k: v for k, v in zip(self._grad_names, out[1:]) if v is not None}
         x, targets, lengths, mask = self._checked(x, targets, lengths)
         self._check_head()
         try:

@@ -29,8 +29,9 @@ CellSpec cell_spec(const std::string& cell, const std::string& nonlinearity, boo
 
 // tagger_step(x, w_ih, w_hh, b_ih, b_hh, peephole, head_w, head_b, targets, lengths, cell,
 //             nonlinearity, reset_after, simplified, grads)
-//   -> loss (float), or (loss, dx or None, dw_ih, dw_hh, db_ih, db_hh, dpeephole,
-//                        dhead_w, dhead_b), the absent ones None
+//   -> loss (float), or (loss, dw_ih, dw_hh, db_ih, db_hh, dpeephole, dhead_w, dhead_b),
+//      the absent ones None. No dx: the model's input is data (its gradient would cost a
+//      product as large as the input projection, for nothing).
 template <typename S>
 py::object m_tagger_step(py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih,
                          py::handle b_hh, py::handle peephole, py::handle head_w,
@@ -76,7 +77,6 @@ py::object m_tagger_step(py::handle x, py::handle w_ih, py::handle w_hh, py::han
     return std::move(a);
   };
   TaggerGrads<S> g;
-  py::object dx = opt(!d.ids, {d.T, d.B, d.D}, &g.dx);
   py::object dwih = opt(true, {G * d.H, d.D}, &g.dw_ih);
   py::object dwhh = opt(true, {G * d.H, d.H}, &g.dw_hh);
   py::object dbih = opt(bih.ptr != nullptr, {G * d.H}, &g.db_ih);
@@ -89,7 +89,7 @@ py::object m_tagger_step(py::handle x, py::handle w_ih, py::handle w_hh, py::han
     const ReleaseGilFor release(3 * madds);
     loss = tagger_step<S>(cell, d, C, xp.ptr, p, tg.data(), lp, &g);
   }
-  return py::make_tuple(double(loss), dx, dwih, dwhh, dbih, dbhh, dpp, dhw, dhb);
+  return py::make_tuple(double(loss), dwih, dwhh, dbih, dbhh, dpp, dhw, dhb);
 }
 
 // The precision of a call: w_ih's dtype (x may be integer ids).
