@@ -39,11 +39,14 @@ FLOPs (for GFLOP/s and % of peak) count the matrix products only, 2*m*n*k each, 
 
     forward = 2*T*B*(n_x*G*H  +  H*G*H  +  H*n_y)
                      input       recurrent  head      (input = 0 for index input)
-    train   = 3 * forward      (backward: one product for the data gradient and one
-                                for the weight gradient per forward product)
+    train   = 3 * forward - 2*T*B*n_x*G*H
+              (backward: for each forward product one for its weight gradient and one
+               for the gradient of its operand, but the input's: x is data, and no
+               step needs dL/dx; PyTorch computes none for an x without requires_grad)
 
 The count is the workload's, not the implementation's: one-hot input fed to a GEMM
-still counts zero for an index-input workload, so GFLOP/s ratios equal time ratios.
+still counts zero for an index-input workload, and the NumPy reference's dx (its
+kernels return one) is not counted, so GFLOP/s ratios equal time ratios.
 % of peak divides by the best large square matmul (N=1024; NumPy, PyTorch, or
 ``rnnx.heads.dense_forward``) measured in the same process with the same dtype and
 thread count, before and after the workloads (the larger of the two is used).
@@ -163,7 +166,7 @@ def flops(w, cell, mode):
     G, rows = GATES[cell], w.T * w.batch
     proj = 0 if w.index else 2 * rows * w.n_x * G * w.hidden
     forward = proj + 2 * rows * w.hidden * G * w.hidden + 2 * rows * w.hidden * w.n_y
-    return forward if mode == "forward" else 3 * forward
+    return forward if mode == "forward" else 3 * forward - proj  # no dL/dx: x is data
 
 
 # ------------------------------------------------------------------------------------
@@ -923,7 +926,8 @@ def main(argv=None):
         "options": {k: v for k, v in vars(opts).items() if k != "table"},
         "method": (f"median of {opts.min_rounds}-{opts.max_rounds} interleaved rounds after "
                    f"warm-up, blocks of ~{opts.block:g} s; GFLOP/s counts GEMM FLOPs "
-                   "(training = 3x forward; ids input: no projection FLOPs); "
+                   "(training = 3x forward less the data gradient; ids input: no "
+                   "projection FLOPs); "
                    "ratios are speed-ups of rnnx (>1: rnnx faster)"),
     }
     if max(opts.threads) > (os.cpu_count() or 1):
