@@ -14,8 +14,6 @@
 namespace rnnx {
 
 namespace {
-using namespace Eigen::internal;
-
 // One row of a step, units [0, c): the gates i, f, g, o at g + q*H in (pre-activations)
 // and out (activations), c_{t-1} at cp, c_t and h_t out to ct and ht; peep: the row's
 // [p_i, p_f, p_o] at peep + q*H, or null.
@@ -23,6 +21,7 @@ using namespace Eigen::internal;
 //   c_t = f c_{t-1} + i g,  o = σ(a_o + p_o c_t),  h_t = o tanh(c_t)
 template <typename S>
 void forward_row(S* g, Index H, const S* cp, S* ct, S* ht, const S* peep, Index c) {
+  using namespace Eigen::internal;
   for_packets<S>(c, [&](const Lanes<S>& l) {
     Packet<S> i = l.load(g), f = l.load(g + H), gg = l.load(g + 2 * H), o = l.load(g + 3 * H);
     const Packet<S> cprev = l.load(cp);
@@ -55,6 +54,7 @@ void forward_row(S* g, Index H, const S* cp, S* ct, S* ht, const S* peep, Index 
 template <typename S>
 void backward_row(const S* g, Index H, const S* ct, const S* cp, const S* dh_in, S* dha_,
                   S* dc_, S* dg, const S* peep, S* dpeep, Index c) {
+  using namespace Eigen::internal;
   const Packet<S> one = pset1<Packet<S>>(S(1));
   for_packets<S>(c, [&](const Lanes<S>& l) {
     const Packet<S> i = l.load(g), f = l.load(g + H), gg = l.load(g + 2 * H),
