@@ -189,8 +189,8 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
         }
       }
       if (t < 0) return;  // the carry of step 0 is dh0
-      // Row by row, each row's units in contiguous runs: the gates i, f, g, o of the row
-      // at g0 + q*H, their gradients at dg0 + q*H.
+      // Row by row, each row's units in contiguous runs (backward_row): the gates i, f,
+      // g, o of the row at gates + row*4H + j0 + q*H, their gradients at dg0 + q*H.
       for (Index b = 0; b < B; ++b) {
         const Index row = t * B + b;
         S* dg0 = dgates + row * 4 * H + u.j0;
