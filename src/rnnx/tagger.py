@@ -54,14 +54,13 @@ class Tagger:
 
     A layer with one layer and one direction runs the whole step in one C++ call
     (``rnnx.tagger`` → ``_core.models.tagger_step``): no Python between the layer, the
-    head and the loss, and one workspace for the layer's buffers. Other layers go
-    through ``layer.forward``,
+    head and the loss, one workspace for the layer's buffers, and no gradient for x (the
+    input is data). Other layers go through ``layer.forward``,
     :func:`rnnx.heads.dense_softmax_cross_entropy` and ``layer.backward``. Both give the
-    same numbers, bit for bit (tested): the one call runs the same kernels in the same
-    order. Its NumPy twin is :func:`rnnx.reference.tagger.tagger_loss_and_grads`.
-    Dropout between stacked layers applies in :meth:`loss_and_grads` when the
-    layer is in training mode; :meth:`loss`, :meth:`forward` and :meth:`predict` run
-    without it.
+    same loss and gradients, bit for bit (tested): the one call runs the same kernels in
+    the same order. Its NumPy twin is :func:`rnnx.reference.tagger.tagger_loss_and_grads`.
+    Dropout between stacked layers applies in :meth:`loss_and_grads` when the layer is
+    in training mode; :meth:`loss`, :meth:`forward` and :meth:`predict` run without it.
 
     Examples
     --------

@@ -135,16 +135,16 @@ S tagger_step(const CellSpec& cell, const SeqDims& d, Index C, const S* x,
   S* db_hh = g.db_hh ? g.db_hh : ws.at(o_dbias) + G * H;
   switch (cell.kind) {
     case CellKind::Rnn:
-      rnn_backward<S>(d, cell.f, x, p.w_ih, p.w_hh, h, h_all, dy, nullptr, scratch, g.dx, dh0,
-                      g.dw_ih, g.dw_hh, p.b_ih ? db_ih : nullptr, lengths);
+      rnn_backward<S>(d, cell.f, x, p.w_ih, p.w_hh, h, h_all, dy, nullptr, scratch, nullptr,
+                      dh0, g.dw_ih, g.dw_hh, p.b_ih ? db_ih : nullptr, lengths);
       break;
     case CellKind::Gru:
       gru_backward<S>(d, cell.gru, x, p.w_ih, p.w_hh, h_all, gates, aux, dy, nullptr, scratch,
-                      scratch + N * G * H, g.dx, dh0, g.dw_ih, g.dw_hh, db_ih, db_hh, lengths);
+                      scratch + N * G * H, nullptr, dh0, g.dw_ih, g.dw_hh, db_ih, db_hh, lengths);
       break;
     case CellKind::Lstm:
       lstm_backward<S>(d, x, p.w_ih, p.w_hh, gates, h_all, c_all + BH, c_all, dy, nullptr,
-                       nullptr, scratch, g.dx, dh0, ws.at(o_dc0), g.dw_ih, g.dw_hh,
+                       nullptr, scratch, nullptr, dh0, ws.at(o_dc0), g.dw_ih, g.dw_hh,
                        p.b_ih ? db_ih : nullptr, lengths, p.peephole, g.dpeephole);
       break;
   }

@@ -8,18 +8,18 @@
 // One call runs the forward pass and, when gradients are asked for, the whole backward
 // pass: the composition, bit for bit, of the calls it replaces (the layer's kernel, the
 // dense head and the cross-entropy, then the head's and the layer's backward), with one
-// workspace for the layer's buffers and none of the calls' overhead. That overhead is most of a training
-// step for small models (e.g. 4 steps of 10 x 5: about 30 µs in calls, 3 µs of math).
+// workspace for the layer's buffers and none of the calls' overhead. That overhead is
+// most of a training step for small models (e.g. 4 steps of 10 x 5: about 30 µs in
+// calls, 3 µs of math). No dL/dx: the model's input is data.
 //
 // Shapes (time-major, C-contiguous; C classes):
 //   x (T,B,D), or nullptr for index input d.ids (input.hpp)
 //   w_ih (G*H,D)  w_hh (G*H,H)  b_ih, b_hh (G*H) or both nullptr  peephole (3H) or nullptr
 //   head_w (C,H)  head_b (C) or nullptr  targets (T*B), in 0..C-1 where valid
 //   lengths (B) in 1..T or nullptr (all T)
-// Gradients (TaggerGrads, each nullptr where not wanted): dx (T,B,D) (nullptr for index
-// input), the layer's dw_ih, dw_hh, db_ih, db_hh, dpeephole, and the head's dhead_w,
-// dhead_b. The RNN and LSTM kernels take one bias b = b_ih + b_hh: its gradient is
-// written to both db_ih and db_hh.
+// Gradients (TaggerGrads, each nullptr where not wanted): the layer's dw_ih, dw_hh,
+// db_ih, db_hh, dpeephole, and the head's dhead_w, dhead_b. The RNN and LSTM kernels take
+// one bias b = b_ih + b_hh: its gradient is written to both db_ih and db_hh.
 #pragma once
 
 #include <cstdint>
@@ -53,7 +53,6 @@ struct TaggerParams {
 
 template <typename S>
 struct TaggerGrads {
-  S* dx = nullptr;
   S* dw_ih = nullptr;
   S* dw_hh = nullptr;
   S* db_ih = nullptr;
