@@ -13,6 +13,7 @@
 
 #include "rnnx/common.hpp"
 #include "rnnx/packed_gemm.hpp"
+#include "rnnx/packets.hpp"
 #include "rnnx/parallel.hpp"
 
 namespace rnnx {
@@ -56,10 +57,7 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
       for (Index p = t * kPanelsPerPackTask; p < p1; ++p) {
         S* ap = apack.data() + p * MR * kc;
         const Index i0 = p * MR, m = std::min(MR, M - i0);
-        for (Index k = 0; k < kc; ++k) {
-          std::copy_n(x + (r0 + k) * ldx + i0, m, ap + k * MR);
-          std::fill(ap + k * MR + m, ap + (k + 1) * MR, S(0));
-        }
+        for (Index k = 0; k < kc; ++k) copy_padded(x + (r0 + k) * ldx + i0, m, ap + k * MR, MR);
       }
     }, par);
     parallel_for(n_tasks, [&](Index t) {
@@ -71,10 +69,14 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
         const Index n = std::min(NR, nc - q * NR);
         const S* src = da + r0 * ldda + j0 + q * NR;
         S* dst = bp + q * NR * kc;
-        for (Index k = 0; k < kc; ++k) std::copy_n(src + k * ldda, n, dst + k * NR);
+        for (Index k = 0; k < kc; ++k) copy_padded(src + k * ldda, n, dst + k * NR, n);
       }
-      if (r0 == 0)
-        for (Index j = 0; j < nc; ++j) std::fill_n(c + (j0 + j) * ldc, M, S(0));
+      if (r0 == 0) {
+        if (ldc == M)  // the task's rows of C are one run
+          std::fill_n(c + j0 * ldc, nc * M, S(0));
+        else
+          for (Index j = 0; j < nc; ++j) std::fill_n(c + (j0 + j) * ldc, M, S(0));
+      }
       for (Index q = 0; q * NR < nc; ++q)
         for (Index p = 0; p < n_panels; ++p)
           Kernel::template dispatch<true>(int(std::min(NR, nc - q * NR)),
@@ -120,7 +122,7 @@ void rows_times_block(Index n, const S* a, Index lda, const PackedLhs<S>& w, S* 
     for (Index i = i0; i < i0 + g; ++i) {
       S* yi = y + i * ldy;
       if (bias)
-        std::copy_n(bias, M, yi);
+        copy_padded(bias, M, yi, M);
       else
         std::fill_n(yi, M, S(0));
     }

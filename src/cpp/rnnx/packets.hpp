@@ -91,4 +91,17 @@ inline void for_packets(Index c, Body&& body) {
   for (Index j = 0; j < c; j += L) body(Lanes<S>{j, std::min(L, c - j)});
 }
 
+// dst[0, w) = src[0, n) followed by w - n zeros (0 <= n <= w): a short run copied (and
+// padded) a packet at a time, where std::copy_n and std::fill_n would call memcpy and
+// memset for a few values each (the packing of small products).
+template <typename S>
+inline void copy_padded(const S* src, Index n, S* dst, Index w) {
+  for_packets<S>(w, [&](const Lanes<S>& l) {
+    const Index c = std::clamp<Index>(n - l.j, 0, l.n);  // lanes of this packet from src
+    l.store(dst, c == kLanes<S>  ? Eigen::internal::ploadu<Packet<S>>(src + l.j)
+                 : c > 0         ? load_part(src + l.j, c)
+                                 : Eigen::internal::pset1<Packet<S>>(S(0)));
+  });
+}
+
 }  // namespace rnnx
