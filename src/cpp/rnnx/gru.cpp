@@ -12,14 +12,18 @@
 namespace rnnx {
 
 namespace {
-// h_t = (1 - z) n + z h_{t-1} over c units (z, n: the row's activated gates).
+// h_t = (1 - z) n + z h_{t-1}, one packet.
+template <typename S>
+Packet<S> blend(const Packet<S>& z, const Packet<S>& n, const Packet<S>& h_prev) {
+  using namespace Eigen::internal;
+  return padd(pmul(psub(pset1<Packet<S>>(S(1)), z), n), pmul(z, h_prev));
+}
+
+// h_t over c units (z, n: the row's activated gates, stored by an earlier pass).
 template <typename S>
 void update_row(const S* z, const S* n, const S* h_prev, S* h, Index c) {
-  using namespace Eigen::internal;
-  const Packet<S> one = pset1<Packet<S>>(S(1));
   for_packets<S>(c, [&](const Lanes<S>& l) {
-    const Packet<S> zl = l.load(z);
-    l.store(h, padd(pmul(psub(one, zl), l.load(n)), pmul(zl, l.load(h_prev))));
+    l.store(h, blend<S>(l.load(z), l.load(n), l.load(h_prev)));
   });
 }
 
@@ -138,26 +142,35 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
       }
       for (Index b = 0; b < B; ++b) {
         S* g0 = gt + b * GH + u.j0;  // gate q of this row's units at g0 + q*H
+        const S* hb = hp + b * H + u.j0;
+        // h_t in the same pass, from the gates still in registers (reading them back
+        // right after the masked stores of a partial packet would stall on each),
+        // unless n comes in a second pass (reset before) or the example is padded.
+        S* ht = before || len.padded(t, b) ? nullptr : h_all + ((t + 1) * B + b) * H + u.j0;
         if (v.simplified) {
           for_packets<S>(u.c, [&](const Lanes<S>& l) {  // z = σ(a_z), n = tanh(a_n)
-            l.store(g0, Sigmoid()(l.load(g0)));
-            l.store(g0 + H, Tanh()(l.load(g0 + H)));
+            const Packet<S> z = Sigmoid()(l.load(g0)), n = Tanh()(l.load(g0 + H));
+            l.store(g0, z);
+            l.store(g0 + H, n);
+            if (ht) l.store(ht, blend<S>(z, n, l.load(hb)));
           });
         } else {
-          const S* hb = hp + b * H + u.j0;
           S* ab = at + b * H + u.j0;
           for_packets<S>(u.c, [&](const Lanes<S>& l) {
             using Eigen::internal::padd, Eigen::internal::pmul;
-            const Packet<S> r = Sigmoid()(l.load(g0));
+            const Packet<S> r = Sigmoid()(l.load(g0)), z = Sigmoid()(l.load(g0 + H));
             l.store(g0, r);
-            l.store(g0 + H, Sigmoid()(l.load(g0 + H)));
-            if (after)  // n = tanh(a_n + r * (h_{t-1} W_hnᵀ + b_hn))
-              l.store(g0 + 2 * H, Tanh()(padd(l.load(g0 + 2 * H), pmul(r, l.load(ab)))));
-            else  // reset before: aux = r * h_{t-1} (n in a second pass)
+            l.store(g0 + H, z);
+            if (after) {  // n = tanh(a_n + r * (h_{t-1} W_hnᵀ + b_hn))
+              const Packet<S> n = Tanh()(padd(l.load(g0 + 2 * H), pmul(r, l.load(ab))));
+              l.store(g0 + 2 * H, n);
+              if (ht) l.store(ht, blend<S>(z, n, l.load(hb)));
+            } else {  // reset before: aux = r * h_{t-1} (n in a second pass)
               l.store(ab, pmul(r, l.load(hb)));
+            }
           });
         }
-        if (!before) update(u, b);
+        if (!before && !ht) update(u, b);  // a padded example keeps its state
       }
     }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
     if (before) {
