@@ -15,6 +15,7 @@
 #include <algorithm>
 
 #include "rnnx/common.hpp"
+#include "rnnx/packets.hpp"
 #include "rnnx/parallel.hpp"
 
 namespace rnnx {
@@ -114,14 +115,19 @@ struct MicroKernel {
         pstoreu(cj, padd(ploadu<Packet>(cj), acc0[j]));
         pstoreu(cj + kLanes, padd(ploadu<Packet>(cj + kLanes), acc1[j]));
       }
-    } else {  // the last panel of rows: through a buffer
-      alignas(64) S buf[MR];
+    } else {  // the last panel of rows: masked (the same sums, lane by lane)
+      // Whole-packet loads and stores of the m values: the caller's next pass reads
+      // them as packets, and a packet load that spans m separate scalar stores
+      // cannot take its data from the store buffer (it waits for all of them).
+      const Index m0 = std::min(m, kLanes), m1 = m - m0;
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
-        pstore(buf, acc0[j]);
-        pstore(buf + kLanes, acc1[j]);
         S* cj = c + j * ldc;
-        for (Index i = 0; i < m; ++i) cj[i] += buf[i];
+        if (m0 == kLanes)
+          pstoreu(cj, padd(ploadu<Packet>(cj), acc0[j]));
+        else
+          store_part(cj, padd(load_part(cj, m0), acc0[j]), m0);
+        if (m1 > 0) store_part(cj + kLanes, padd(load_part(cj + kLanes, m1), acc1[j]), m1);
       }
     }
   }
