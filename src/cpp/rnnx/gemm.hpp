@@ -155,15 +155,25 @@ void rows_times(Index R, const S* a, Index lda, const PackedLhs<S>& w, S* y, Ind
 }
 
 // db (N) = Σ_r dA[r, :] over R rows (dA: ld ldda), the rows added in order, in blocks of
-// columns.
+// columns. Within a block of rows, each packet of columns is summed in a register and
+// stored once (a row at a time, a partial packet would be stored and loaded back at
+// every row); blocks of kRows rows keep the rows in cache while the packets go over them.
 template <typename S>
 void bias_grad(Index R, Index N, const S* da, Index ldda, S* db) {
-  constexpr Index kCols = 256;
-  using Stride = Eigen::OuterStride<>;
-  const Eigen::Map<const RowMat<S>, 0, Stride> dA(da, R, N, Stride(ldda));
+  constexpr Index kCols = 256, kRows = 64;
   parallel_for(ceil_div(N, kCols), [&](Index k) {
     const Block u(k, N, kCols);
-    column_sums(MapRowVec<S>(db + u.j0, u.c), dA.middleCols(u.j0, u.c));
+    S* d = db + u.j0;
+    std::fill_n(d, u.c, S(0));
+    for (Index r0 = 0; r0 < R; r0 += kRows) {
+      const Index r1 = std::min(R, r0 + kRows);
+      for_packets<S>(u.c, [&](const Lanes<S>& l) {
+        Packet<S> acc = l.load(d);
+        for (Index r = r0; r < r1; ++r)
+          acc = Eigen::internal::padd(acc, l.load(da + r * ldda + u.j0));
+        l.store(d, acc);
+      });
+    }
   }, worth_parallel(double(R) * std::min(N, kCols)));
 }
 
