@@ -93,7 +93,7 @@ inline void for_packets(Index c, Body&& body) {
 
 // dst[0, w) = src[0, n) followed by w - n zeros (0 <= n <= w): a short run copied (and
 // padded) a packet at a time, where std::copy_n and std::fill_n would call memcpy and
-// memset for a few values each (the packing of small products).
+// memset for a few values each (weight_grad's packing, rows_times' bias rows).
 template <typename S>
 inline void copy_padded(const S* src, Index n, S* dst, Index w) {
   for_packets<S>(w, [&](const Lanes<S>& l) {
