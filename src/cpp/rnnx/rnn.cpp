@@ -8,6 +8,7 @@
 #include "rnnx/gemm.hpp"
 #include "rnnx/input.hpp"
 #include "rnnx/packed_gemm.hpp"
+#include "rnnx/packets.hpp"
 #include "rnnx/parallel.hpp"
 
 namespace rnnx {
@@ -23,14 +24,18 @@ void activate(Nonlinearity f, Blk&& z) {
     z = z.cwiseMax(S(0));
 }
 
-// dz *= f'(z), written with h = f(z): tanh'(z) = 1 - h^2, relu'(z) = [h > 0].
-template <typename A, typename H>
-void activate_grad(Nonlinearity f, A&& dz, const H& h) {
-  using S = typename std::decay_t<A>::Scalar;
-  if (f == Nonlinearity::Tanh)
-    dz *= S(1) - h.square();
-  else
-    dz = (h > S(0)).select(dz, S(0));
+// One row of dz_t over c units: dz = (dh + carry) f'(z), written with h = f(z):
+// tanh'(z) = 1 - h^2, relu'(z) = [h > 0]; dh (from above) may be null.
+template <typename S>
+void grad_row(Nonlinearity f, const S* dh, const S* carry, const S* h, S* dz, Index c) {
+  using namespace Eigen::internal;
+  const Packet<S> one = pset1<Packet<S>>(S(1)), zero = pset1<Packet<S>>(S(0));
+  const bool tanh = f == Nonlinearity::Tanh;
+  for_packets<S>(c, [&](const Lanes<S>& l) {
+    const Packet<S> g = dh ? padd(l.load(dh), l.load(carry)) : l.load(carry);
+    const Packet<S> hl = l.load(h);
+    l.store(dz, tanh ? pmul(g, psub(one, pmul(hl, hl))) : pselect(pcmp_lt(zero, hl), g, zero));
+  });
 }
 }  // namespace
 
@@ -78,8 +83,7 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
-  MapConstMat<S> Hs(h, TB, H);
-  MapMat<S> dZ(dz, TB, H), dH(dh0, B, H);
+  MapMat<S> dH(dh0, B, H);
 
   // dH = dL/dh_t arriving through the recurrence (from step t+1); it ends as dh0.
   // A task owns units [j0, j0+c): at step t it first finishes the carry for its units,
@@ -117,19 +121,14 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
         }
       }
       if (t < 0) return;  // the carry of step 0 is dh0
-      auto dzt = dZ.block(t * B, u.j0, B, u.c);
-      if (dh)
-        dzt = MapConstMat<S>(dh + t * B * H, B, H).middleCols(u.j0, u.c) + carry;
-      else
-        dzt = carry;
-      if (u.c == H)
-        activate_grad(f, MapArr<S>(dzt.data(), B * H),
-                      MapConstArr<S>(h + t * B * H, B * H));
-      else
-        activate_grad(f, dzt.array(), Hs.block(t * B, u.j0, B, u.c).array());
-      if (len.any(t))
-        for (Index b = 0; b < B; ++b)
-          if (len.padded(t, b)) dzt.row(b).setZero();
+      // dz_t = (dh_t + carry) f'(z_t), row by row in one pass; zero for padded examples.
+      for (Index b = 0; b < B; ++b) {
+        const Index at = (t * B + b) * H + u.j0;
+        if (len.padded(t, b))
+          std::fill_n(dz + at, u.c, S(0));
+        else
+          grad_row(f, dh ? dh + at : nullptr, dh0 + b * H + u.j0, h + at, dz + at, u.c);
+      }
     }, par, (t & 1) != 0);  // alternate order: see parallel.hpp
   }
 
