@@ -76,14 +76,6 @@ using AlignedVec = std::vector<T, AlignedAllocator<T>>;
 
 inline bool is_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % kAlign == 0; }
 
-// dst = the sums of m's columns, row by row in order (the same additions whatever the
-// alignment or vector width; Eigen's colwise().sum() may reassociate).
-template <typename Dst, typename M>
-inline void column_sums(Dst&& dst, const M& m) {
-  dst.setZero();
-  for (Index r = 0; r < m.rows(); ++r) dst += m.row(r);
-}
-
 // dst (+)= a * b through Eigen's GEMM (measured faster than its coefficient-based
 // product here even at the course's sizes, e.g. 180 ns against 570 ns for 10x5 by 5x20).
 template <bool Accumulate, typename Dst, typename A, typename B>

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "rnnx/activations.hpp"
+#include "rnnx/gemm.hpp"
 #include "rnnx/parallel.hpp"
 
 namespace rnnx {
@@ -94,7 +95,7 @@ void char_rnn_backward(const CharRnnParams<S>& p, Index T, const std::int64_t* X
   RowMat<S> dY = MapConstMat<S>(y_hat, T, V);
   for (Index t = 0; t < T; ++t) dY(t, Y[t]) -= S(1);
   matmul<false>(MapMat<S>(dwya, V, H), dY.transpose(), A);
-  column_sums(MapRowVec<S>(dby, V), dY);
+  bias_grad(T, V, dY.data(), V, dby);
   matmul<false>(dZ, dY, Wya);  // W_yaᵀ dy_t for every step
 
   dA.setZero();
@@ -105,7 +106,7 @@ void char_rnn_backward(const CharRnnParams<S>& p, Index T, const std::int64_t* X
     matmul<false>(dA, dzt, Waa);
   }
   matmul<false>(MapMat<S>(dwaa, H, H), dZ.transpose(), Aprev);
-  column_sums(MapRowVec<S>(db, H), dZ);
+  bias_grad(T, H, dz, H, db);
   dWax.setZero();
   for (Index t = T - 1; t >= 0; --t)
     if (X[t] >= 0) dWax.col(X[t]) += dZ.row(t).transpose();

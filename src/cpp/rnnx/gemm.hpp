@@ -154,8 +154,8 @@ void rows_times(Index R, const S* a, Index lda, const PackedLhs<S>& w, S* y, Ind
   }, worth_parallel(double(std::min(R, rows)) * M * K));
 }
 
-// db (N) = Σ_r dA[r, :] over R rows (dA: ld ldda), the rows added in order, in blocks of
-// columns. Within a block of rows, each packet of columns is summed in a register and
+// db (N) = Σ_r dA[r, :] over R rows (dA: ld ldda), the rows added in order (the same
+// additions whatever the alignment or vector width), in blocks of columns. Within a block of rows, each packet of columns is summed in a register and
 // stored once (a row at a time, a partial packet would be stored and loaded back at
 // every row); blocks of kRows rows keep the rows in cache while the packets go over them.
 template <typename S>

@@ -30,11 +30,11 @@ template <typename S>
 void grad_row(Nonlinearity f, const S* dh, const S* carry, const S* h, S* dz, Index c) {
   using namespace Eigen::internal;
   const Packet<S> one = pset1<Packet<S>>(S(1)), zero = pset1<Packet<S>>(S(0));
-  const bool tanh = f == Nonlinearity::Tanh;
+  const bool is_tanh = f == Nonlinearity::Tanh;
   for_packets<S>(c, [&](const Lanes<S>& l) {
     const Packet<S> g = dh ? padd(l.load(dh), l.load(carry)) : l.load(carry);
     const Packet<S> hl = l.load(h);
-    l.store(dz, tanh ? pmul(g, psub(one, pmul(hl, hl))) : pselect(pcmp_lt(zero, hl), g, zero));
+    l.store(dz, is_tanh ? pmul(g, psub(one, pmul(hl, hl))) : pselect(pcmp_lt(zero, hl), g, zero));
   });
 }
 }  // namespace
