@@ -51,17 +51,20 @@ struct MicroKernel {
   // h_{t-1}: NR_ streams along k, no packing), or with BKMajor B(k, j) = b[k*ldb + j]
   // (a packed panel, one row of NR values per k); C(i, j) at c[j*ldc + i] for i < m
   // (m <= MR), j < NR_.
-  template <int NR_, bool BKMajor = false>
+  // With Add false, C = the product (C is not read).
+  template <int NR_, bool BKMajor = false, bool Add = true>
   static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m) {
     using namespace Eigen::internal;
     const auto bkj = [&](Index k, int j) { return BKMajor ? b[k * ldb + j] : b[j * ldb + k]; };
     // The C tile is read and written once, after the depth loop: ask for its lines now
     // (NR_ columns ldc apart, usually in as many pages: the hardware prefetchers do not
     // follow that pattern, and the loads would otherwise stall the store phase).
-    RNNX_UNROLL
-    for (int j = 0; j < NR_; ++j) {
-      prefetch(c + j * ldc);
-      prefetch(c + j * ldc + m - 1);
+    if constexpr (Add) {
+      RNNX_UNROLL
+      for (int j = 0; j < NR_; ++j) {
+        prefetch(c + j * ldc);
+        prefetch(c + j * ldc + m - 1);
+      }
     }
     Packet acc0[NR_], acc1[NR_];
     RNNX_UNROLL
@@ -108,7 +111,21 @@ struct MicroKernel {
         acc1[j] = pmadd(a1, bj, acc1[j]);
       }
     }
-    if (m == MR) {
+    if constexpr (!Add) {
+      const Index m0 = std::min(m, kLanes), m1 = m - m0;
+      RNNX_UNROLL
+      for (int j = 0; j < NR_; ++j) {
+        S* cj = c + j * ldc;
+        if (m0 == kLanes)
+          pstoreu(cj, acc0[j]);
+        else
+          store_part(cj, acc0[j], m0);
+        if (m1 == kLanes)
+          pstoreu(cj + kLanes, acc1[j]);
+        else if (m1 > 0)
+          store_part(cj + kLanes, acc1[j], m1);
+      }
+    } else if (m == MR) {
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
         S* cj = c + j * ldc;
@@ -132,12 +149,12 @@ struct MicroKernel {
     }
   }
 
-  template <bool BKMajor = false, int NR_ = NR>
+  template <bool BKMajor = false, int NR_ = NR, bool Add = true>
   static void dispatch(int n, const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc,
                        Index m) {
     if constexpr (NR_ >= 1) {
-      if (n == NR_) return run<NR_, BKMajor>(a, b, ldb, kc, c, ldc, m);
-      dispatch<BKMajor, NR_ - 1>(n, a, b, ldb, kc, c, ldc, m);
+      if (n == NR_) return run<NR_, BKMajor, Add>(a, b, ldb, kc, c, ldc, m);
+      dispatch<BKMajor, NR_ - 1, Add>(n, a, b, ldb, kc, c, ldc, m);
     }
   }
 };
@@ -188,6 +205,17 @@ class PackedLhs {
   // the step's gates). work: work_size(K, N) elements, aligned. Each C(i, j) is summed
   // over k in order (one FMA chain per depth block): the result depends only on K.
   void multiply_add(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
+    product<true>(b, N, ldb, c, ldc, work);
+  }
+  // C = A * Bm (C is not read): C(i, j) the same sum as multiply_add() adds, so that
+  // x + (C = A Bm) equals (C = x) += A Bm bit for bit when K <= kDepth.
+  void multiply(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
+    product<false>(b, N, ldb, c, ldc, work);
+  }
+
+ private:
+  template <bool Add>
+  void product(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
     (void)work;  // Bm is read in place (see MicroKernel::run)
     for (Index k0 = 0; k0 < K_; k0 += kDepth) {
       const Index kc = std::min(kDepth, K_ - k0);
@@ -196,14 +224,20 @@ class PackedLhs {
       // meets every panel of columns; the weights of all tasks together may not fit in
       // L2, so going through A once per column panel would stream them N/NR times.
       for (Index p = 0; p * MR < M_; ++p)
-        for (Index j0 = 0; j0 < N; j0 += NR)
-          Kernel::dispatch(int(std::min(NR, N - j0)), a_block + p * MR * kc,
-                           b + j0 * ldb + k0, ldb, kc, c + j0 * ldc + p * MR, ldc,
-                           std::min(MR, M_ - p * MR));
+        for (Index j0 = 0; j0 < N; j0 += NR) {
+          const int n = int(std::min(NR, N - j0));
+          const S* ap = a_block + p * MR * kc;
+          const S* bp = b + j0 * ldb + k0;
+          S* cp = c + j0 * ldc + p * MR;
+          const Index m = std::min(MR, M_ - p * MR);
+          if (Add || k0 > 0)
+            Kernel::dispatch(n, ap, bp, ldb, kc, cp, ldc, m);
+          else
+            Kernel::template dispatch<false, NR, false>(n, ap, bp, ldb, kc, cp, ldc, m);
+        }
     }
   }
 
- private:
   Index M_, K_, Mp_;
   AlignedVec<S> packed_;
 #else
@@ -252,6 +286,11 @@ class PackedLhs {
       pack_rhs(work, rhs.getSubMapper(k0, 0), kc, N);
       gebp(res, packed_.data() + k0 * M_, work, M_, kc, N, S(1));
     }
+  }
+  // C = A * Bm (rows of C set to zero, then multiply_add()).
+  void multiply(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
+    for (Index j = 0; j < N; ++j) std::fill_n(c + j * ldc, M_, S(0));
+    multiply_add(b, N, ldb, c, ldc, work);
   }
 
  private:
