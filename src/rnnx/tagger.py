@@ -91,9 +91,9 @@ class Tagger:
         rng = np.random.default_rng(seed)
         self.head_weight = rng.uniform(-k, k, (self.num_classes, F)).astype(layer.dtype)
         self.head_bias = np.zeros(self.num_classes, layer.dtype) if bias else None
-        # The one-call path: the layer's parameter names, and its gradients' names in the
-        # order of the call's results (dw_ih, dw_hh, db_ih, db_hh, dpeephole, dhead_w,
-        # dhead_b after the loss).
+        # The one-call path: the layer's parameter names (w_ih, w_hh, b_ih, b_hh,
+        # peephole), and the keys of the gradients it returns (dw_ih, dw_hh, db_ih, db_hh,
+        # dpeephole, dhead_w, dhead_b; the absent ones left out).
         self._fused = layer.num_layers == 1 and not layer.bidirectional
         names = layer._names(0, 0)
         self._param_names = tuple(names[base] for base in layer._BASES)
@@ -137,8 +137,7 @@ class Tagger:
             wrong dtype or shape.
         """
         if self._fused:
-            out = self._call(x, targets, lengths, True)
-            return out[0], {k: v for k, v in zip(self._grad_names, out[1:]) if v is not None}
+            return self._call(x, targets, lengths, self._grad_names)
         x, targets, lengths, mask = self._checked(x, targets, lengths)
         self._check_head()
         try:
@@ -159,7 +158,7 @@ class Tagger:
         """The summed cross-entropy of one batch (no gradients, no dropout); arguments
         as :meth:`loss_and_grads`."""
         if self._fused:
-            return self._call(x, targets, lengths, False)
+            return self._call(x, targets, lengths, None)
         x, targets, lengths, mask = self._checked(x, targets, lengths)
         self._check_head()
         try:
@@ -201,17 +200,18 @@ class Tagger:
             self.layer.train(was)
         return _heads.dense_forward(y, self.head_weight, self.head_bias)
 
-    def _call(self, x, targets, lengths, grads):
-        """The one-call step; on a refusal, the checks below word the error."""
+    def _call(self, x, targets, lengths, grad_names):
+        """The one-call step: the loss, or with grad_names (loss, grads dict keyed by them).
+        The core looks up the layer's parameters by name and builds the dict (no Python
+        loop per call). On a refusal, the checks below word the error."""
         layer = self.layer
-        w_ih, w_hh, b_ih, b_hh, peep = map(layer._params.get, self._param_names)
         if isinstance(lengths, (list, tuple)):
             lengths = np.asarray(lengths)
         try:
-            return _step(x, w_ih, w_hh, b_ih, b_hh, peep, self.head_weight, self.head_bias,
+            return _step(x, layer._params, self._param_names, self.head_weight, self.head_bias,
                          targets, lengths, layer._kind, getattr(layer, "nonlinearity", "tanh"),
                          getattr(layer, "reset_after", True), getattr(layer, "simplified", False),
-                         grads)
+                         grad_names)
         except (TypeError, ValueError) as e:
             self._checked(x, targets, lengths)
             self._check_head()

@@ -27,16 +27,22 @@ CellSpec cell_spec(const std::string& cell, const std::string& nonlinearity, boo
   return c;
 }
 
-// tagger_step(x, w_ih, w_hh, b_ih, b_hh, peephole, head_w, head_b, targets, lengths, cell,
-//             nonlinearity, reset_after, simplified, grads)
-//   -> loss (float), or (loss, dw_ih, dw_hh, db_ih, db_hh, dpeephole, dhead_w, dhead_b),
-//      the absent ones None. No dx: the model's input is data (its gradient would cost a
-//      product as large as the input projection, for nothing).
+// tagger_step(x, params, names, head_w, head_b, targets, lengths, cell, nonlinearity,
+//             reset_after, simplified, grad_names)
+//   params: the layer's parameters by name (a dict); names: the keys of w_ih, w_hh, b_ih,
+//   b_hh and peephole in it (a 5-tuple; an absent key is an absent parameter).
+//   -> loss (float) when grad_names is None, else (loss, grads): grads a dict keyed by
+//      grad_names (a 7-tuple: dw_ih, dw_hh, db_ih, db_hh, dpeephole, dhead_w, dhead_b),
+//      the absent gradients left out. No dx: the model's input is data (its gradient
+//      would cost a product as large as the input projection, for nothing).
+// The parameters are looked up and the dict built here, not in rnnx.Tagger: at W_tiny
+// sizes that Python cost 1-2 µs of a 10-20 µs call.
 template <typename S>
 py::object m_tagger_step(py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih,
                          py::handle b_hh, py::handle peephole, py::handle head_w,
                          py::handle head_b, py::handle targets, py::handle lengths,
-                         const CellSpec& cell, bool with_grads) {
+                         const CellSpec& cell, py::handle grad_names) {
+  const bool with_grads = !grad_names.is_none();
   if (!is_index_input(x)) as_array<S>(x, "x");
   const ssize G = cell.gates();
   SeqDims d = seq_dims(x, w_ih, G);
@@ -89,7 +95,25 @@ py::object m_tagger_step(py::handle x, py::handle w_ih, py::handle w_hh, py::han
     const ReleaseGilFor release(3 * madds);
     loss = tagger_step<S>(cell, d, C, xp.ptr, p, tg.data(), lp, &g);
   }
-  return py::make_tuple(double(loss), dwih, dwhh, dbih, dbhh, dpp, dhw, dhb);
+  const py::object grads[7] = {dwih, dwhh, dbih, dbhh, dpp, dhw, dhb};
+  py::dict out;
+  for (size_t i = 0; i < 7; ++i)
+    if (!grads[i].is_none()) out[PyTuple_GET_ITEM(grad_names.ptr(), Py_ssize_t(i))] = grads[i];
+  return py::make_tuple(double(loss), std::move(out));
+}
+
+// params[name] (a new reference), or None where params has no such key.
+py::object param(py::handle params, py::handle name) {
+  PyObject* v = PyDict_GetItemWithError(params.ptr(), name.ptr());
+  if (!v && PyErr_Occurred()) throw py::error_already_set();
+  return v ? py::reinterpret_borrow<py::object>(v) : py::none();
+}
+
+// A tuple of n values (TypeError naming `what` otherwise).
+void require_tuple(py::handle t, Py_ssize_t n, const char* what) {
+  if (!PyTuple_Check(t.ptr()) || PyTuple_GET_SIZE(t.ptr()) != n)
+    throw py::type_error(std::string(what) + " must be a tuple of " + std::to_string(n) +
+                         " names");
 }
 
 // The precision of a call: w_ih's dtype (x may be integer ids).
@@ -110,22 +134,28 @@ void register_tagger(py::module_& m) {
   auto models = m.def_submodule("models", "Whole-model steps (forward, loss, backward in one call).");
   models.def(
       "tagger_step",
-      [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
-         py::handle peephole, py::handle head_w, py::handle head_b, py::handle targets,
-         py::handle lengths, const std::string& cell, const std::string& nonlinearity,
-         bool reset_after, bool simplified, bool grads) {
+      [](py::handle x, py::handle params, py::handle names, py::handle head_w,
+         py::handle head_b, py::handle targets, py::handle lengths, const std::string& cell,
+         const std::string& nonlinearity, bool reset_after, bool simplified,
+         py::handle grad_names) {
+        if (!PyDict_Check(params.ptr()))
+          throw py::type_error("params must be a dict of the layer's parameters");
+        require_tuple(names, 5, "names");
+        if (!grad_names.is_none()) require_tuple(grad_names, 7, "grad_names");
+        py::object p[5];
+        for (Py_ssize_t i = 0; i < 5; ++i) p[i] = param(params, PyTuple_GET_ITEM(names.ptr(), i));
         const CellSpec c = cell_spec(cell, nonlinearity, reset_after, simplified);
-        return is_f32(w_ih) ? m_tagger_step<float>(x, w_ih, w_hh, b_ih, b_hh, peephole, head_w,
-                                                   head_b, targets, lengths, c, grads)
-                            : m_tagger_step<double>(x, w_ih, w_hh, b_ih, b_hh, peephole, head_w,
-                                                    head_b, targets, lengths, c, grads);
+        return is_f32(p[0]) ? m_tagger_step<float>(x, p[0], p[1], p[2], p[3], p[4], head_w,
+                                                   head_b, targets, lengths, c, grad_names)
+                            : m_tagger_step<double>(x, p[0], p[1], p[2], p[3], p[4], head_w,
+                                                    head_b, targets, lengths, c, grad_names);
       },
-      py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih").none(true),
-      py::arg("b_hh").none(true), py::arg("peephole").none(true), py::arg("head_w"),
+      py::arg("x"), py::arg("params"), py::arg("names"), py::arg("head_w"),
       py::arg("head_b").none(true), py::arg("targets"), py::arg("lengths").none(true),
       py::arg("cell"), py::arg("nonlinearity") = "tanh", py::arg("reset_after") = true,
-      py::arg("simplified") = false, py::arg("grads") = true,
-      "The tagging model's loss (grads=False) or its loss and every gradient (rnnx/tagger.hpp).");
+      py::arg("simplified") = false, py::arg("grad_names").none(true) = py::none(),
+      "The tagging model's loss (grad_names None) or its loss and every gradient "
+      "(rnnx/tagger.hpp).");
 }
 
 }  // namespace rnnx::bind
