@@ -46,21 +46,24 @@ void forward_one_task(const SeqDims& d, GruVariant v, const S* w_hh, const S* b_
   const Index T = d.T, B = d.B, H = d.H, G = v.gates(), GH = G * H;
   const Index Hp = ceil_div(H, kLanes<S>) * kLanes<S>, M = G * Hp;
   const Index qz = v.simplified ? 0 : 1, qn = qz + 1;
-  AlignedVec<S> rows(size_t(M * H), S(0));  // gate q's row i at q*Hp + i
-  for (Index q = 0; q < G; ++q)
-    for (Index i = 0; i < H; ++i)
-      std::copy_n(w_hh + (q * H + i) * H, H, rows.data() + (q * Hp + i) * H);
-  const PackedLhs<S> w(rows.data(), M, H, H, false);
-  AlignedVec<S> prod(size_t(B * M)), hq(size_t(B * Hp), S(0));
-  AlignedVec<S> work(size_t(PackedLhs<S>::work_size(H, B)));
-  for (Index b = 0; b < B; ++b) std::copy_n(h_all + b * H, H, hq.data() + b * Hp);
+  // W_hh's row q*H + i as the packed row q*Hp + i, zero rows between the gates
+  const PackedLhs<S> w(M, H, [&](Index i) -> const S* {
+    const Index q = i / Hp, u = i % Hp;
+    return u < H ? w_hh + (q * H + u) * H : nullptr;
+  });
+  // The product (B x M) and h_{t-1} (B x Hp, its padding zero) in one block.
+  AlignedVec<S> buf(size_t(B * (M + Hp)), S(0));
+  S* const prod = buf.data();
+  S* const hq = prod + B * M;
+  S* const work = nullptr;  // none needed: the kernel reads h_{t-1} in place
+  for (Index b = 0; b < B; ++b) std::copy_n(h_all + b * H, H, hq + b * Hp);
   const Packet<S> zero = pset1<Packet<S>>(S(0));
   for (Index t = 0; t < T; ++t) {
-    w.multiply(hq.data(), B, Hp, prod.data(), M, work.data());
+    w.multiply(hq, B, Hp, prod, M, work);
     for (Index b = 0; b < B; ++b) {
       S* g0 = gates + (t * B + b) * GH;  // gate q of the row at g0 + q*H
-      const S* pb = prod.data() + b * M;
-      S* hb = hq.data() + b * Hp;
+      const S* pb = prod + b * M;
+      S* hb = hq + b * Hp;
       S* ht = h_all + ((t + 1) * B + b) * H;
       S* ab = v.simplified ? nullptr : aux + (t * B + b) * H;
       const bool padded = len.padded(t, b);
@@ -156,8 +159,9 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
   // packet after whole ones) measured 2-6% slower there, cause not found: they keep the
   // general loop.
   constexpr Index L = kLanes<S>;
-  if (PackedLhs<S>::kRowsIndependent && !before && H <= kUnitsPerTask && (H <= L || H % L == 0))
-    return forward_one_task(d, v, w_hh, b_hh, gates, aux, h_all, len);
+  if constexpr (PackedLhs<S>::kRowsIndependent)  // (rnnx's own kernel: FMA builds)
+    if (!before && H <= kUnitsPerTask && (H <= L || H % L == 0))
+      return forward_one_task(d, v, w_hh, b_hh, gates, aux, h_all, len);
 
   // Each task packs its rows of W_hh once per call, one block per gate. A step adds
   // h_{t-1} W_hqᵀ straight into the task's columns of the step's gates (on top of the

@@ -195,6 +195,24 @@ class PackedLhs {
     }
   }
 
+  // A(i, k) = row(i)[k], or zero where row(i) is null: rows picked one by one (and zero
+  // rows inserted) without copying them into a block first. Packed as above.
+  template <typename Row>
+  PackedLhs(Index M, Index K, Row row)
+      : M_(M), K_(K), Mp_(ceil_div(M, MR) * MR),
+        packed_(size_t(std::max<Index>(Mp_ * K, 1)), S(0)) {
+    for (Index i = 0; i < M; ++i) {
+      const S* r = row(i);
+      if (!r) continue;
+      const Index p = i / MR, ip = i % MR;
+      for (Index k0 = 0; k0 < K; k0 += kDepth) {
+        const Index kc = std::min(kDepth, K - k0);
+        S* dst = packed_.data() + k0 * Mp_ + p * MR * kc + ip;
+        for (Index k = 0; k < kc; ++k) dst[k * MR] = r[k0 + k];
+      }
+    }
+  }
+
   Index rows() const { return M_; }
   Index depth() const { return K_; }
   // Scratch multiply_add() needs for N columns (none here: Bm is read in place).
