@@ -46,8 +46,9 @@ VARIANTS = {
 }
 
 
-def inputs(cell, steps=T, batch=B, bias=True, given=("dh",), seed=0, scale=0.5):
+def inputs(cell, steps=T, batch=B, bias=True, given=("dh",), seed=0, scale=0.5, hidden=H):
     """Random float64 inputs of one kernel call, as a dict of named arrays."""
+    H = hidden
     rng = np.random.default_rng(seed)
     G = 4 if cell == "lstm" else 1
     a = {
@@ -73,7 +74,7 @@ def run(impl, cell, a):
     """Forward then backward; returns every output array, forward ones first."""
     dh = a["dh"]
     if impl is ref and dh is None:  # the reference needs an explicit zero dh
-        dh = np.zeros(a["x"].shape[:2] + (H,), dtype=a["x"].dtype)
+        dh = np.zeros(a["x"].shape[:2] + a["h0"].shape[1:], dtype=a["x"].dtype)
     if cell == "lstm":
         h, c, gates = impl.lstm_forward(a["x"], a["h0"], a["c0"], a["w_ih"], a["w_hh"], a["b"])
         grads = impl.lstm_backward(dh, a["x"], a["h0"], a["c0"], h, c, gates, a["w_ih"],
@@ -99,8 +100,21 @@ def test_kernel_equals_the_reference(cell, dtype, variant):
     if cell != "lstm":
         given = tuple(g for g in given if g != "dc_n")
     a = cast(inputs(cell, steps, batch, bias, given, seed=len(variant)), dtype)
-    got = run(kernels, cell, a)
-    want = run(ref, cell, a)
+    assert_outputs_match(cell, dtype, run(kernels, cell, a), run(ref, cell, a))
+
+
+# Hidden sizes around the packet widths (4 to 16 lanes by build and dtype): whole
+# packets only, and a partial packet after whole ones.
+@pytest.mark.parametrize("hidden", [16, 20, 24, 33])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_kernel_equals_the_reference_at_hidden_sizes(cell, dtype, hidden):
+    given = ("dh", "dh_n", "dc_n") if cell == "lstm" else ("dh", "dh_n")
+    a = cast(inputs(cell, 3, 4, hidden % 2 == 0, given, seed=hidden, hidden=hidden), dtype)
+    assert_outputs_match(cell, dtype, run(kernels, cell, a), run(ref, cell, a))
+
+
+def assert_outputs_match(cell, dtype, got, want):
     names = OUTPUT_NAMES["lstm" if cell == "lstm" else "rnn"]
     assert len(got) == len(names)
     for name, g, w in zip(names, got, want):

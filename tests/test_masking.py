@@ -76,8 +76,9 @@ def gate_count(cell):
     return GATES[kind]
 
 
-def inputs(cell, steps=T, batch=B, seed=0, scale=0.5):
+def inputs(cell, steps=T, batch=B, seed=0, scale=0.5, hidden=H):
     """Random float64 inputs and upstream gradients of one call, as a dict."""
+    H = hidden
     rng = np.random.default_rng(seed)
     kind = CELLS[cell][0]
     GH = gate_count(cell) * H
@@ -464,7 +465,20 @@ def test_reference_equals_pytorch_on_packed_sequences(cell):
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_kernel_lengths_equal_the_reference(cell, dtype, case):
     batch, lengths = CASES[case]
-    a = cast(inputs(cell, batch=batch, seed=10), dtype)
+    check_kernel_lengths(cell, dtype, batch, lengths, H)
+
+
+# gru_forward's two time loops for H <= 64, chosen by H against the packet width (see
+# test_gru.py): with H = 5 above, H = 16 and 20 reach both on every build.
+@pytest.mark.parametrize("hidden", [16, 20])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_kernel_lengths_equal_the_reference_at_hidden_sizes(cell, dtype, hidden):
+    check_kernel_lengths(cell, dtype, B, LENGTHS, hidden)
+
+
+def check_kernel_lengths(cell, dtype, batch, lengths, hidden):
+    a = cast(inputs(cell, batch=batch, seed=10, hidden=hidden), dtype)
     got_out = forward(kernels, cell, a, lengths=lengths)
     want_out = forward(masking, cell, a, lengths=lengths)
     got = {**got_out, **backward(kernels, cell, a, got_out, lengths=lengths)}
