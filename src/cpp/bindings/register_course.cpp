@@ -448,7 +448,7 @@ py::dict lstm_run_backward(const LstmParams& p, ssize T, ssize m, const S* x_tm,
   S *dxp = dx.data, *da0p = da0.data, *dc0p = dc0.data;
   {
     ReleaseGilFor release(8.0 * T * m * H * (H + n_x));
-    AlignedVec<S> dgates(size_t(T * m * 4 * H));
+    AlignedVec<S> dgates(size_t(T * m * lstm_dgates_stride<S>(H)));
     lstm_backward<S>(SeqDims{T, m, n_x, H}, x_tm, p.w_ih.data(), p.w_hh.data(), gates, h_prev, c,
                      c_prev, da_tm, nullptr, dc_last, dgates.data(), dxp, da0p, dc0p,
                      dw_ih.data(), dw_hh.data(), db.data());

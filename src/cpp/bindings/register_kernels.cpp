@@ -173,7 +173,7 @@ py::tuple k_lstm_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::ha
     *dwihp = dwih.mutable_data(), *dwhhp = dwhh.mutable_data(), *dbp = db.mutable_data();
   {
     py::gil_scoped_release release;
-    AlignedVec<S> dg(size_t(d.T * d.B * 4 * d.H));
+    AlignedVec<S> dg(size_t(d.T * d.B * lstm_dgates_stride<S>(d.H)));
     lstm_backward<S>(d, xp, wih, whh, gp, hpp, cp, cpp, dhp, dhn, dcn, dg.data(), dxp, dh0p, dc0p,
                      dwihp, dwhhp, dbp, ptr_or_null(len), pp_in.ptr, dpp);
   }

@@ -151,7 +151,8 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   check_dims(d);
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
-  MapMat<S> dG(dgates, TB, 4 * H), dH(dh0, B, H), dC(dc0, B, H);
+  const Index ldg = lstm_dgates_stride<S>(H);  // dgates' row stride
+  MapMat<S> dH(dh0, B, H), dC(dc0, B, H);
 
   // Carries dH = dL/dh_t and dC = dL/dc_t arriving from step t+1; they end as dh0, dc0.
   // A task owns units [j0, j0+c): at step t it finishes dH[:, j] = dG_{t+1} W_hh[:, j],
@@ -176,16 +177,16 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
       S* wk = scratch.data() + k * per_task;
       auto dHu = dH.middleCols(u.j0, cu);
       if (t < T - 1) {
-        const S* dg_next = dgates + (t + 1) * B * 4 * H;
+        const S* dg_next = dgates + (t + 1) * B * ldg;
         if (len.any(t + 1)) {  // a padded step passes dL/dh through unchanged
           MapMat<S> acc(wk + work, B, cu);
           acc.setZero();
-          w_tasks[size_t(k)].multiply_add(dg_next, B, 4 * H, acc.data(), cu, wk);
+          w_tasks[size_t(k)].multiply_add(dg_next, B, ldg, acc.data(), cu, wk);
           for (Index b = 0; b < B; ++b)
             if (!len.padded(t + 1, b)) dHu.row(b) = acc.row(b);
         } else {
           dHu.setZero();
-          w_tasks[size_t(k)].multiply_add(dg_next, B, 4 * H, dh0 + u.j0, H, wk);
+          w_tasks[size_t(k)].multiply_add(dg_next, B, ldg, dh0 + u.j0, H, wk);
         }
       }
       if (t < 0) return;  // the carry of step 0 is dh0
@@ -193,7 +194,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
       // g, o of the row at gates + row*4H + j0 + q*H, their gradients at dg0 + q*H.
       for (Index b = 0; b < B; ++b) {
         const Index row = t * B + b;
-        S* dg0 = dgates + row * 4 * H + u.j0;
+        S* dg0 = dgates + row * ldg + u.j0;
         if (len.padded(t, b)) {  // carries pass through, no gate gradients
           for (Index q = 0; q < 4; ++q) std::fill_n(dg0 + q * H, cu, S(0));
           continue;
@@ -210,10 +211,10 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   // Input and parameter gradients: whole-sequence GEMMs after the loop (gemm.hpp):
   //   dx = dG W_ih,  dW_ih = dGᵀ X,  dW_hh = dGᵀ H_prev,  db = Σ_rows dG.
   RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
-  if (dx) rows_times(TB, dG.data(), 4 * H, PackedLhs<S>(w_ih, D, 4 * H, D, true), dx, D);
-  input_weight_grad(d, 4 * H, dG.data(), 4 * H, x, dw_ih);
-  weight_grad(TB, H, 4 * H, h_prev, H, dgates, 4 * H, dw_hh, H);
-  if (db) bias_grad(TB, 4 * H, dG.data(), 4 * H, db);
+  if (dx) rows_times(TB, dgates, ldg, PackedLhs<S>(w_ih, D, 4 * H, D, true), dx, D);
+  input_weight_grad(d, 4 * H, dgates, ldg, x, dw_ih);
+  weight_grad(TB, H, 4 * H, h_prev, H, dgates, ldg, dw_hh, H);
+  if (db) bias_grad(TB, 4 * H, dgates, ldg, db);
 }
 
 #define RNNX_INSTANTIATE(S)                                                                  \

@@ -30,8 +30,18 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
 //   the final h and c (nullptr: zeros); gates, h, c (T,B,H) from forward, h_prev and
 //   c_prev (T,B,H) the states each step started from.
 // Outputs (overwritten): dx (T,B,D) or nullptr, dh0, dc0 (B,H), dw_ih (4H,D),
-//   dw_hh (4H,H), db (4H) or nullptr. dgates (T,B,4H) is caller-provided scratch that
-//   holds dL/d[a_i a_f a_g a_o] on return.
+//   dw_hh (4H,H), db (4H) or nullptr. dgates is caller-provided scratch of T*B rows of
+//   lstm_dgates_stride<S>(H) values that holds dL/d[a_i a_f a_g a_o] (4H of each row) on
+//   return.
+// The row stride of lstm_backward's dgates: 4H, plus 64 bytes where 4H values are a
+// multiple of 1 KiB. The carry product of each step reads 6 to 12 rows of dgates side by
+// side; rows a multiple of 4 KiB apart fall in the same set of the L1 cache (and 4 KiB
+// apart alias in its load/store disambiguation); the padding spreads them out.
+template <typename S>
+constexpr Index lstm_dgates_stride(Index H) {
+  return (4 * H * Index(sizeof(S))) % 1024 == 0 ? 4 * H + 64 / Index(sizeof(S)) : 4 * H;
+}
+
 template <typename S>
 void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, const S* gates,
                    const S* h_prev, const S* c, const S* c_prev, const S* dh, const S* dh_n,
