@@ -71,19 +71,18 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
         S* dst = bp + q * NR * kc;
         for (Index k = 0; k < kc; ++k) copy_padded(src + k * ldda, n, dst + k * NR, n);
       }
-      // The first depth block sets C (the kernel's sums start from +0, so they equal
-      // 0 + sum: the same bits as zeroing C first), the others add to it.
+      if (r0 == 0) {
+        if (ldc == M)  // the task's rows of C are one run
+          std::fill_n(c + j0 * ldc, nc * M, S(0));
+        else
+          for (Index j = 0; j < nc; ++j) std::fill_n(c + (j0 + j) * ldc, M, S(0));
+      }
       for (Index q = 0; q * NR < nc; ++q)
-        for (Index p = 0; p < n_panels; ++p) {
-          const int n = int(std::min(NR, nc - q * NR));
-          const S* ap = apack.data() + p * MR * kc;
-          S* cp = c + (j0 + q * NR) * ldc + p * MR;
-          const Index m = std::min(MR, M - p * MR);
-          if (r0 == 0)
-            Kernel::template dispatch<true, NR, false>(n, ap, bp + q * NR * kc, NR, kc, cp, ldc, m);
-          else
-            Kernel::template dispatch<true>(n, ap, bp + q * NR * kc, NR, kc, cp, ldc, m);
-        }
+        for (Index p = 0; p < n_panels; ++p)
+          Kernel::template dispatch<true>(int(std::min(NR, nc - q * NR)),
+                                          apack.data() + p * MR * kc, bp + q * NR * kc, NR, kc,
+                                          c + (j0 + q * NR) * ldc + p * MR, ldc,
+                                          std::min(MR, M - p * MR));
     }, par);
   }
 #else
@@ -102,10 +101,9 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
 }
 
 // One block of rows of rows_times (below): Y (n x M) = bias + A (n x K) op(W), in groups
-// of kRowGroup rows, each group's rows of Y set to the bias just before the product adds
-// into them, so that they are still in cache (Y is often tens of MB: filled all at once,
-// every line would come back from memory for the product); without a bias the product
-// sets them (PackedLhs::multiply: the same bits as zero plus the product). work:
+// of kRowGroup rows, each group's rows of Y set to the bias (or zero) just before the
+// product adds into them, so that they are still in cache (Y is often tens of MB: filled
+// all at once, every line would come back from memory for the product). work:
 // PackedLhs::work_size(K, kRowGroup) elements.
 // 48 rows: whole panels of 12 (AVX-512) or 6 (AVX2) columns of the product.
 constexpr Index kRowGroup = 48;
@@ -121,11 +119,13 @@ void rows_times_block(Index n, const S* a, Index lda, const PackedLhs<S>& w, S* 
   const Index M = w.rows();
   for (Index i0 = 0; i0 < n; i0 += kRowGroup) {
     const Index g = std::min(kRowGroup, n - i0);
-    if (!bias) {
-      w.multiply(a + i0 * lda, g, lda, y + i0 * ldy, ldy, work);
-      continue;
+    for (Index i = i0; i < i0 + g; ++i) {
+      S* yi = y + i * ldy;
+      if (bias)
+        copy_padded(bias, M, yi, M);
+      else
+        std::fill_n(yi, M, S(0));
     }
-    for (Index i = i0; i < i0 + g; ++i) copy_padded(bias, M, y + i * ldy, M);
     w.multiply_add(a + i0 * lda, g, lda, y + i0 * ldy, ldy, work);
   }
 }

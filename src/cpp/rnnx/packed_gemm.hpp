@@ -226,9 +226,7 @@ class PackedLhs {
     product<true>(b, N, ldb, c, ldc, work);
   }
   // C = A * Bm (C is not read): C(i, j) the same sum as multiply_add() adds, so that
-  // x + (C = A Bm) equals (C = x) += A Bm bit for bit when K <= kDepth, and C equals
-  // (C = 0) += A Bm bit for bit at any K (the kernel's sums start from +0, and a sum
-  // from +0 is never -0 in round-to-nearest, so adding it to 0 changes nothing).
+  // x + (C = A Bm) equals (C = x) += A Bm bit for bit when K <= kDepth.
   void multiply(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
     product<false>(b, N, ldb, c, ldc, work);
   }
