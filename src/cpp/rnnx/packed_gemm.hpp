@@ -225,8 +225,10 @@ class PackedLhs {
   void multiply_add(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
     product<true>(b, N, ldb, c, ldc, work);
   }
-  // C = A * Bm (C is not read): C(i, j) the same sum as multiply_add() adds, so that
-  // x + (C = A Bm) equals (C = x) += A Bm bit for bit when K <= kDepth.
+  // C = A * Bm (C is not read; K >= 1): C(i, j) the same sum as multiply_add() adds, so
+  // that x + (C = A Bm) equals (C = x) += A Bm bit for bit when K <= kDepth. (Not always
+  // (C = 0) += A Bm: a sum can be -0, an FMA rounding a tiny negative product, where
+  // 0 + it is +0.)
   void multiply(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
     product<false>(b, N, ldb, c, ldc, work);
   }
