@@ -157,7 +157,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
   project_inputs(gates, GH, d, x, w_in, bias.empty() ? nullptr : bias.data());
   // The one-task loop where it measured faster (AVX-512, float, Tagger calls, against the
   // general loop, in-process A/B): H = 5 at B = 10 11% less time, H = 8, 12, 16, 32, 48,
-  // 64 2-7% less; with AVX2, H = 5, 8, 16: 5-10% less. H = 20, 24 and 33 (a partial last
+  // 64 1-7% less; with AVX2, H = 5, 8, 16: 5-10% less. H = 20, 24 and 33 (a partial last
   // packet after whole ones) measured 2-6% slower there, cause not found: they keep the
   // general loop.
   constexpr Index L = kLanes<S>;

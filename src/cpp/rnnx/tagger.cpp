@@ -58,8 +58,8 @@ S tagger_step(const CellSpec& cell, const SeqDims& d, Index C, const S* x,
   Index o_dy = -1, o_scratch = -1, o_dh0 = -1, o_dc0 = -1, o_dbias = -1;
   if (train) {
     o_dy = ws.add(N * H);
+    // dz (RNN) | dgates, rows lstm_dgates_stride apart (LSTM) | dgx, dgh (GRU)
     o_scratch = ws.add(lstm ? N * lstm_dgates_stride<S>(H) : (gru ? 2 : 1) * N * G * H);
-    // dz | dgates | dgx, dgh
     o_dh0 = ws.add(BH);
     o_dc0 = lstm ? ws.add(BH) : -1;
     o_dbias = ws.add(2 * G * H);  // stands in for db_ih, db_hh where they are not wanted
