@@ -59,9 +59,21 @@ blocks of about ``--block`` seconds, then the implementations take turns (rnnx, 
 PyTorch, rnnx, ...) for as many rounds as ``--budget`` allows (``--min-rounds`` 3 to
 ``--max-rounds`` 11); a
 configuration's time is the median over rounds of the mean per call in a block. With
-more than one thread each block starts after a 0.1 s pause, so that the previous
-library's spinning threads have gone idle. NumPy's OpenBLAS runs without the preset
+more than one thread each block starts after a pause, so that the previous library's
+spinning threads have gone idle: 0.1 s, and 0.25 s after NumPy's (OpenBLAS's threads
+spin for 2^28 time-stamp ticks after a call, 0.128 s at this machine's 2.1 GHz; a W_mid
+RNN training step at 2 threads measured 8-10% slower 0.1 s after a 2-thread NumPy
+matmul, the same as without it from 0.15 s on). NumPy's OpenBLAS runs without the preset
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (the script restarts itself without them).
+
+Thread scaling (rnnx's 1-thread time over its time with more threads) is measured in the
+same rounds: a child with more than one thread also times rnnx on one thread
+(``rnnx.set_num_threads(1)`` around its blocks, "rnnx 1t" in the JSON), so that both
+times see the machine in the same state; the scaling is the median over rounds of the
+ratio of the two blocks. Measured across the two children instead (minutes apart) it
+swung from 0.95x to 2.1x between runs on this machine (its host has two speeds about
+1.5x apart); that ratio is kept in the JSON as ``thread_scaling_across``. The one-thread
+blocks must give rnnx's results bit for bit (checked).
 
 The run warns when the machine was busy: CPU use by other work before it, the load
 average after it, the spread (max - min) / median of a configuration's blocks above
@@ -85,6 +97,7 @@ if __name__ == "__main__":
     _common.reexec_without_slow_blas()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import datetime  # noqa: E402
 import functools  # noqa: E402
 import gc  # noqa: E402
@@ -127,6 +140,12 @@ MODES = ("forward", "train")
 IMPLS = ("rnnx", "numpy", "torch")
 IMPL_NAMES = {"rnnx": "rnnx", "numpy": "NumPy", "torch": "PyTorch"}
 RTOL = {"float32": 1e-4, "float64": 1e-9}
+# Seconds a library's worker threads go on spinning after a multi-threaded call, where
+# that is longer than the pause (see the module docstring): OpenBLAS's 2^28 time-stamp
+# ticks, with room for a time-stamp counter down to about 1.1 GHz.
+SPIN_S = {"numpy": 0.25}
+ONE_THREAD = "rnnx 1t"  # rnnx timed on one thread in a multi-thread child
+IMPL_NAMES[ONE_THREAD] = "rnnx on 1 thread"
 
 ALL = None  # a target field that matches anything
 
@@ -135,7 +154,8 @@ ALL = None  # a target field that matches anything
 #   vs_torch        PyTorch time / rnnx time (rnnx's throughput relative to PyTorch's)
 #   vs_numpy        NumPy reference time / rnnx time
 #   pct_peak        rnnx GFLOP/s as % of the GEMM peak (same dtype and threads)
-#   thread_scaling  rnnx time with 1 thread / rnnx time with `threads` threads
+#   thread_scaling  rnnx time with 1 thread / rnnx time with `threads` threads (both in the
+#                   same rounds of the multi-thread child, see the module docstring)
 TARGETS = [
     dict(workloads=["W_tiny"], modes=["train"], metric="vs_torch", min=20),
     dict(workloads=["W_char"], cells=["lstm", "gru"], modes=["train"], metric="vs_torch",
@@ -379,15 +399,24 @@ def rel_err(out, ref):
     return worst
 
 
-def time_config(builders, opts, pause, flop, peak):
+def wait_after(prev, pause):
+    """The pause before a block that follows one of `prev` (see SPIN_S); 0 if `pause` is."""
+    return max(pause, SPIN_S.get(prev, 0.0)) if pause else 0.0
+
+
+def time_config(builders, opts, pause, flop, peak, scopes=None):
     """Warm up, calibrate and time the implementations in turns; see the module docstring.
 
     builders: {impl: callable returning {variant: fn}}; flop: FLOPs per call; peak: the
-    GEMM peak in FLOP/s (for skipping a NumPy call predicted to take too long).
+    GEMM peak in FLOP/s (for skipping a NumPy call predicted to take too long); scopes:
+    {impl: context manager factory} entered around an implementation's calibration and
+    each of its blocks, outside the timed calls (e.g. one thread for ONE_THREAD).
     Returns ({impl: info}, {impl: first output}).
     """
+    scopes = scopes or {}
     infos, outs, live = {}, {}, {}
     for impl, build in builders.items():
+        scope = scopes.get(impl, contextlib.nullcontext)
         info = infos[impl] = {"skipped": None}
         if impl == "numpy" and peak and flop / peak > opts.max_call:
             info["skipped"] = (f"predicted {flop / peak:.0f} s a call (FLOPs / GEMM peak) > "
@@ -397,17 +426,18 @@ def time_config(builders, opts, pause, flop, peak):
         try:  # a failing implementation is reported (and fails the run), the rest go on
             variants = build()
             for name, fn in variants.items():
-                t = time.perf_counter()
-                out = fn()
-                first = time.perf_counter() - t
-                if first > opts.max_call:
-                    info["skipped"] = (f"one call took {first:.0f} s > --max-call "
-                                       f"{opts.max_call:g} s")
-                    break
-                if first < opts.block and not opts.quick:
-                    n, pc = _common.calibrate(fn, opts.block)
-                else:
-                    n, pc = 1, first  # seconds a call: the first call was the warm-up
+                with scope():
+                    t = time.perf_counter()
+                    out = fn()
+                    first = time.perf_counter() - t
+                    if first > opts.max_call:
+                        info["skipped"] = (f"one call took {first:.0f} s > --max-call "
+                                           f"{opts.max_call:g} s")
+                        break
+                    if first < opts.block and not opts.quick:
+                        n, pc = _common.calibrate(fn, opts.block)
+                    else:
+                        n, pc = 1, first  # seconds a call: the first call was the warm-up
                 tried[name] = (pc, n, fn, out)
         except Exception as e:  # noqa: BLE001 - any failure is the result to report
             info["skipped"] = info["error"] = f"ERROR {type(e).__name__}: {e}"
@@ -421,11 +451,16 @@ def time_config(builders, opts, pause, flop, peak):
             info["variants_s"] = {k: v[0] for k, v in tried.items()}
         live[impl] = (fn, n, pc)
     if live:
-        round_s = sum(n * pc + pause for _, n, pc in live.values())
+        order = list(live)
+        before = {impl: order[i - 1] for i, impl in enumerate(order)}  # in rotation
+        round_s = sum(n * pc + wait_after(before[impl], pause)
+                      for impl, (_, n, pc) in live.items())
         rounds = max(opts.min_rounds, min(opts.max_rounds, int(opts.budget / round_s)))
         for _ in range(rounds):  # interleaved: each sees the machine as the others do
             for impl, (fn, n, _) in live.items():
-                infos[impl]["samples_s"].append(_common.per_call(fn, n, pause))
+                with scopes.get(impl, contextlib.nullcontext)():
+                    infos[impl]["samples_s"].append(
+                        _common.per_call(fn, n, wait_after(before[impl], pause)))
     for impl, info in infos.items():
         if info["skipped"]:
             continue
@@ -446,6 +481,10 @@ def check_outputs(outs, dtype):
             e = rel_err(outs[impl], outs[truth])
             res["errors"][impl] = e
             res["ok"] = res["ok"] and e <= RTOL[dtype]
+    if ONE_THREAD in outs and "rnnx" in outs:  # rnnx's results whatever the thread count
+        e = rel_err(outs[ONE_THREAD], outs["rnnx"])
+        res["errors"][ONE_THREAD] = e
+        res["ok"] = res["ok"] and e == 0.0
     return res
 
 
@@ -464,10 +503,13 @@ def gemm_peaks(dtypes, torch, n, reps, pause):
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
             cands["torch"] = lambda: torch.mm(ta, tb)
         by = {}
+        prev = "torch"
         for name, fn in cands.items():
+            time.sleep(wait_after(prev, pause))
             fn()
-            best = min(_common.per_call(fn, 1, pause) for _ in range(reps))
+            best = min(_common.per_call(fn, 1, wait_after(name, pause)) for _ in range(reps))
             by[name] = 2 * n ** 3 / best / 1e9
+            prev = name
         top = max(by, key=by.get)
         peaks[dt] = {"gflops": by[top], "by": top, "all": by}
     return peaks
@@ -481,6 +523,16 @@ def fmt_ms(seconds):
         if ms >= limit:
             return f"{ms:.{digits}f}"
     return f"{ms:.4f}"
+
+
+def paired_scaling(infos):
+    """Median over rounds of rnnx's one-thread block time over its block time (the same
+    round), or None where either was not timed."""
+    one, many = infos.get(ONE_THREAD) or {}, infos.get("rnnx") or {}
+    if one.get("skipped") or many.get("skipped") or not one.get("samples_s") \
+            or not many.get("samples_s"):
+        return None
+    return statistics.median(a / b for a, b in zip(one["samples_s"], many["samples_s"]))
 
 
 def child_main(args, opts, threads):
@@ -498,6 +550,14 @@ def child_main(args, opts, threads):
         except ImportError as e:
             torch, torch_missing = None, f"PyTorch not importable ({e})"
     pause = opts.pause if threads > 1 else 0.0
+
+    @contextlib.contextmanager
+    def one_thread():
+        rnnx.set_num_threads(1)
+        try:
+            yield
+        finally:
+            rnnx.set_num_threads(threads)
     show = getattr(rnnx, "show_config", None)
     meta = {
         "threads": threads,
@@ -536,14 +596,20 @@ def child_main(args, opts, threads):
                         builders["numpy"] = functools.partial(numpy_variants, p, mode)
                     if torch is not None:
                         builders["torch"] = functools.partial(torch_variants, p, mode, torch)
+                    if threads > 1 and "rnnx" in opts.impls:  # scaling, in the same rounds
+                        builders[ONE_THREAD] = builders["rnnx"]
                     flop = flops(w, cell, mode)
                     peak = state["peaks"]["before"][dtype]["gflops"] * 1e9
-                    infos, outs = time_config(builders, opts, pause, flop, peak)
+                    infos, outs = time_config(builders, opts, pause, flop, peak,
+                                              {ONE_THREAD: one_thread})
                     if "torch" in opts.impls and torch is None:
                         infos["torch"] = {"skipped": torch_missing}
                     row = {"workload": wname, "cell": cell, "dtype": dtype, "mode": mode,
                            "threads": threads, "sizes": w._asdict(), "flops": flop,
                            "impls": infos, "check": check_outputs(outs, dtype)}
+                    scaling = paired_scaling(infos)
+                    if scaling is not None:
+                        row["thread_scaling"] = scaling
                     state["results"].append(row)
                     save()
                     print(progress_line(row), flush=True)
@@ -610,12 +676,20 @@ def target_value(t, row, by_key):
         v = info.get("pct_peak")
         return (v, None) if v is not None else (None, "rnnx not timed")
     if m == "thread_scaling":
-        one = by_key.get(_key(row, threads=1))
-        a, b = (median_of(one, "rnnx") if one else None), median_of(row, "rnnx")
-        if a is None or b is None:
+        if row.get("thread_scaling") is not None:  # measured in the same rounds
+            return row["thread_scaling"], None
+        across = scaling_across(row, by_key)
+        if across is None:
             return None, "needs rnnx timed with 1 thread too"
-        return a / b, None
+        return across, None
     raise ValueError(f"unknown metric {m!r}")
+
+
+def scaling_across(row, by_key):
+    """rnnx's median time in the 1-thread child over its time in this row's, or None."""
+    one = by_key.get(_key(row, threads=1))
+    a, b = (median_of(one, "rnnx") if one else None), median_of(row, "rnnx")
+    return None if a is None or b is None else a / b
 
 
 def evaluate_targets(results):
@@ -671,6 +745,11 @@ def results_table(results):
                 notes.append(f"{IMPL_NAMES[impl]} skipped: {info['skipped']}")
             elif info and info.get("spread", 0) > 0.10:
                 notes.append(f"{IMPL_NAMES[impl]} spread {100 * info['spread']:.0f}%")
+        if r["threads"] > 1 and r.get("thread_scaling") is not None:
+            across = r.get("thread_scaling_across")
+            notes.append(f"rnnx {r['threads']} threads / 1 thread: "
+                         f"{r['thread_scaling']:.2f}x in the same rounds"
+                         + (f", {across:.2f}x across the children" if across else ""))
         if not r["check"]["ok"]:
             notes.append("MISMATCH " + ", ".join(f"{IMPL_NAMES[k]} {v:.1e}" for k, v in
                                                  r["check"]["errors"].items()))
@@ -966,6 +1045,10 @@ def main(argv=None):
 
     rescale_to_peak(children)
     results = [r for c in children.values() for r in c["results"]]
+    by_key = {_key(r): r for r in results}
+    for r in results:
+        if r["threads"] > 1:
+            r["thread_scaling_across"] = scaling_across(r, by_key)
     targets = evaluate_targets(results)
     warnings = busy_warnings(parent, children, results)
     mismatches = [r for r in results if not r["check"]["ok"]]
@@ -980,7 +1063,8 @@ def main(argv=None):
         lines += [""] + [f"WARNING: {w}; ratios may be off" for w in warnings]
     if mismatches:
         lines += ["", f"ERROR: {len(mismatches)} configuration(s) where rnnx or PyTorch "
-                  "disagree with the NumPy reference (MISMATCH in the notes)"]
+                  "disagree with the NumPy reference, or rnnx on one thread with rnnx "
+                  "(MISMATCH in the notes)"]
     lines += ["", f"# {parent['seconds']:.0f} s"] + [f"ERROR: {f}" for f in failed]
     text = "\n".join(lines) + "\n"
     print()

@@ -1,0 +1,60 @@
+"""The benchmark's bookkeeping (no timing): paired thread scaling, pauses, targets."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_workloads as bw  # noqa: E402
+
+
+def info(samples):
+    return {"skipped": None, "samples_s": samples, "median_s": sorted(samples)[len(samples) // 2]}
+
+
+def test_paired_scaling_is_the_median_of_per_round_ratios():
+    infos = {"rnnx": info([1.0, 2.0, 1.0]), bw.ONE_THREAD: info([1.8, 3.0, 1.5])}
+    # per round: 1.8, 1.5, 1.5 -> median 1.5 (the ratio of the medians would be 1.8)
+    assert bw.paired_scaling(infos) == pytest.approx(1.5)
+
+
+def test_paired_scaling_needs_both():
+    assert bw.paired_scaling({"rnnx": info([1.0])}) is None
+    skipped = {"skipped": "ERROR", "samples_s": []}
+    assert bw.paired_scaling({"rnnx": info([1.0]), bw.ONE_THREAD: skipped}) is None
+
+
+def test_wait_after_numpy_outlasts_openblas_spin():
+    assert bw.wait_after("numpy", 0.1) >= 0.2
+    assert bw.wait_after("torch", 0.1) == 0.1
+    assert bw.wait_after("numpy", 0.0) == 0.0  # one thread: no pause at all
+
+
+def row(threads, rnnx_s, scaling=None):
+    r = {"workload": "W_mid", "cell": "rnn", "dtype": "float32", "mode": "train",
+         "threads": threads, "impls": {"rnnx": info([rnnx_s])}}
+    if scaling is not None:
+        r["thread_scaling"] = scaling
+    return r
+
+
+def scaling_rows(results):
+    return [t for t in bw.evaluate_targets(results) if t["metric"] == "thread_scaling"]
+
+
+def test_scaling_target_prefers_the_same_rounds():
+    (t,) = scaling_rows([row(1, 2.0), row(2, 1.9, scaling=1.8)])
+    assert t["value"] == pytest.approx(1.8) and t["met"]
+
+
+def test_scaling_target_falls_back_to_across_children():
+    (t,) = scaling_rows([row(1, 2.0), row(2, 1.6)])
+    assert t["value"] == pytest.approx(1.25) and not t["met"]
+
+
+def test_one_thread_results_must_match_bit_for_bit():
+    out = (1.0, None, None)
+    assert bw.check_outputs({"rnnx": out, bw.ONE_THREAD: out}, "float32")["ok"]
+    off = (1.0 + 1e-12, None, None)
+    assert not bw.check_outputs({"rnnx": out, bw.ONE_THREAD: off}, "float32")["ok"]
