@@ -73,13 +73,12 @@ void row_scale(S* p, Index n, S f) {
 template <typename S>
 S row_sum(const S* p, Index n) {
   using namespace Eigen::internal;
-  using Packet = typename packet_traits<S>::type;
-  constexpr Index L = unpacket_traits<Packet>::size;
+  constexpr Index L = kLanes<S>;
   Index i = 0;
   S s = S(0);
   if (n >= L) {
-    Packet acc = ploadu<Packet>(p);
-    for (i = L; i + L <= n; i += L) acc = padd(acc, ploadu<Packet>(p + i));
+    Packet<S> acc = ploadu<Packet<S>>(p);
+    for (i = L; i + L <= n; i += L) acc = padd(acc, ploadu<Packet<S>>(p + i));
     s = predux(acc);
   }
   for (; i < n; ++i) s += p[i];
