@@ -2,10 +2,11 @@
 
     python benchmarks/readme_tables.py benchmarks/results/part1.json [part2.json ...]
 
-Prints two markdown tables: every float32 row on one thread, then the training steps
-on one thread in float64 (W_char and W_mid, the workloads of the float64 target) and on
-two threads in float32. Rows whose configuration was not
-run are left out; nothing is measured here.
+Prints three markdown tables: every float32 row on one thread; the training steps on one
+thread in float64 (W_char and W_mid, the workloads of the float64 target) and on two
+threads in float32; and rnnx's two-thread speed over its one-thread speed where both were
+measured in the same rounds (W_mid and W_big, the workloads of the scaling target). Rows
+whose configuration was not run are left out; nothing is measured here.
 """
 
 import argparse
@@ -39,6 +40,16 @@ def row(r):
     return "| " + " | ".join(cells) + " |"
 
 
+SCALING_HEADER = ("| workload | cell | mode | rnnx ms, 1 thread | rnnx ms, 2 threads "
+                  "| speed-up (median of the rounds' ratios) |\n|---|---|---|---:|---:|---:|")
+
+
+def scaling_row(r):
+    one, two = r["impls"]["rnnx 1t"], r["impls"]["rnnx"]
+    return (f"| {r['workload']} | {r['cell']} | {r['mode']} | {ms(one['median_s'])} "
+            f"| {ms(two['median_s'])} | {r['thread_scaling']:.2f}x |")
+
+
 def key(r):
     return (ORDER.index(r["workload"]), r["mode"] != "forward", CELLS.index(r["cell"]))
 
@@ -62,6 +73,14 @@ def main(argv=None):
     print("\nfloat32 training step on two threads, and float64 training step on one thread:\n")
     print(HEADER)
     print("\n".join(row(r) for r in second))
+    third = sorted((r for r in results if r["threads"] == 2 and r["dtype"] == "float32"
+                    and r["workload"] in ("W_mid", "W_big") and r.get("thread_scaling")),
+                   key=key)
+    if third:
+        print("\nrnnx on two threads against rnnx on one thread, float32, the two timed in "
+              "the same rounds:\n")
+        print(SCALING_HEADER)
+        print("\n".join(scaling_row(r) for r in third))
 
 
 if __name__ == "__main__":
