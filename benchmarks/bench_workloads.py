@@ -72,8 +72,11 @@ same rounds: a child with more than one thread also times rnnx on one thread
 times see the machine in the same state; the scaling is the median over rounds of the
 ratio of the two blocks. Measured across the two children instead (minutes apart) it
 swung from 0.95x to 2.1x between runs on this machine (its host has two speeds about
-1.5x apart); that ratio is kept in the JSON as ``thread_scaling_across``. The one-thread
-blocks must give rnnx's results bit for bit (checked).
+1.5x apart); that ratio is kept in the JSON as ``thread_scaling_across``, and the
+scaling target falls back to it where a row has no same-round measurement (JSON written
+before this method). The first call on one thread must give rnnx's results bit for bit
+(checked). After each one-thread block the thread count is restored and the pool's
+workers started by an untimed call, so the next multi-thread block does not start them.
 
 The run warns when the machine was busy: CPU use by other work before it, the load
 average after it, the spread (max - min) / median of a configuration's blocks above
@@ -551,13 +554,16 @@ def child_main(args, opts, threads):
             torch, torch_missing = None, f"PyTorch not importable ({e})"
     pause = opts.pause if threads > 1 else 0.0
 
+    warm = np.ones((512, 64), dtype=np.float32)  # a product big enough to run in parallel
+
     @contextlib.contextmanager
     def one_thread():
         rnnx.set_num_threads(1)
         try:
             yield
         finally:
-            rnnx.set_num_threads(threads)
+            rnnx.set_num_threads(threads)  # stops the workers; start them, untimed
+            rnnx.heads.dense_forward(warm, warm)
     show = getattr(rnnx, "show_config", None)
     meta = {
         "threads": threads,
@@ -610,6 +616,8 @@ def child_main(args, opts, threads):
                     scaling = paired_scaling(infos)
                     if scaling is not None:
                         row["thread_scaling"] = scaling
+                    if infos.get(ONE_THREAD):  # its % of peak would be of the wrong peak
+                        infos[ONE_THREAD]["pct_peak"] = None
                     state["results"].append(row)
                     save()
                     print(progress_line(row), flush=True)
@@ -738,7 +746,7 @@ def results_table(results):
             notes.append(f"rnnx input: {ri.get('input_path', '-')}")
             if ti.get("input_path"):
                 notes.append(f"PyTorch input: {ti['input_path']}")
-        for impl in IMPLS:
+        for impl in IMPLS + (ONE_THREAD,):
             info = r["impls"].get(impl)
             if info and info["skipped"] and not (impl == "torch" and "not selected" in
                                                  info["skipped"]):
@@ -817,7 +825,9 @@ def rescale_to_peak(children):
     for child in children.values():
         peak = used_peaks(child)
         for r in child["results"]:
-            for info in r["impls"].values():
+            for impl, info in r["impls"].items():
+                if impl == ONE_THREAD:  # one thread inside a multi-thread child
+                    continue
                 if info.get("gflops") is not None and peak.get(r["dtype"]):
                     info["pct_peak"] = 100 * info["gflops"] / peak[r["dtype"]]
 

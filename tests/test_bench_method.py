@@ -58,3 +58,47 @@ def test_one_thread_results_must_match_bit_for_bit():
     assert bw.check_outputs({"rnnx": out, bw.ONE_THREAD: out}, "float32")["ok"]
     off = (1.0 + 1e-12, None, None)
     assert not bw.check_outputs({"rnnx": out, bw.ONE_THREAD: off}, "float32")["ok"]
+
+
+def test_time_config_rotation_pauses_and_scopes(monkeypatch):
+    """Blocks go round in the builders' order; each waits after its predecessor (0.25 s
+    after NumPy's); the one-thread scope wraps the implementation's calibration and every
+    one of its blocks, and nothing else."""
+    import contextlib
+    from types import SimpleNamespace
+
+    state = {"scoped": False}
+    log = []
+
+    @contextlib.contextmanager
+    def scope():
+        state["scoped"] = True
+        try:
+            yield
+        finally:
+            state["scoped"] = False
+
+    def builder(name):
+        def fn():
+            log.append(("call", name, state["scoped"]))
+            return (1.0, None, None)
+        return lambda: {"v": fn}
+
+    def per_call(fn, n, pause=0.0):
+        log.append(("block", pause))
+        fn()
+        return 0.01
+
+    monkeypatch.setattr(bw._common, "per_call", per_call)
+    monkeypatch.setattr(bw._common, "calibrate", lambda fn, target: (fn(), (1, 0.01))[1])
+    opts = SimpleNamespace(max_call=30.0, block=0.05, quick=False, budget=0.0,
+                           min_rounds=2, max_rounds=2)
+    builders = {name: builder(name) for name in ("rnnx", "numpy", "torch", bw.ONE_THREAD)}
+    infos, outs = bw.time_config(builders, opts, 0.1, 1.0, None, {bw.ONE_THREAD: scope})
+    calls = [e for e in log if e[0] == "call"]
+    assert all(scoped == (name == bw.ONE_THREAD) for _, name, scoped in calls)
+    pauses = [e[1] for e in log if e[0] == "block"]
+    # rnnx after the one-thread rnnx, numpy after rnnx, torch after numpy, 1t after torch
+    assert pauses == [0.1, 0.1, 0.25, 0.1] * 2
+    assert len(infos["rnnx"]["samples_s"]) == len(infos[bw.ONE_THREAD]["samples_s"]) == 2
+    assert set(outs) == set(builders)
