@@ -141,14 +141,14 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 DTYPES = ("float32", "float64")
 MODES = ("forward", "train")
 IMPLS = ("rnnx", "numpy", "torch")
-IMPL_NAMES = {"rnnx": "rnnx", "numpy": "NumPy", "torch": "PyTorch"}
+ONE_THREAD = "rnnx 1t"  # rnnx timed on one thread in a multi-thread child
+IMPL_NAMES = {"rnnx": "rnnx", "numpy": "NumPy", "torch": "PyTorch",
+              ONE_THREAD: "rnnx on 1 thread"}
 RTOL = {"float32": 1e-4, "float64": 1e-9}
 # Seconds a library's worker threads go on spinning after a multi-threaded call, where
 # that is longer than the pause (see the module docstring): OpenBLAS's 2^28 time-stamp
 # ticks, with room for a time-stamp counter down to about 1.1 GHz.
 SPIN_S = {"numpy": 0.25}
-ONE_THREAD = "rnnx 1t"  # rnnx timed on one thread in a multi-thread child
-IMPL_NAMES[ONE_THREAD] = "rnnx on 1 thread"
 
 ALL = None  # a target field that matches anything
 
@@ -616,8 +616,6 @@ def child_main(args, opts, threads):
                     scaling = paired_scaling(infos)
                     if scaling is not None:
                         row["thread_scaling"] = scaling
-                    if infos.get(ONE_THREAD):  # its % of peak would be of the wrong peak
-                        infos[ONE_THREAD]["pct_peak"] = None
                     state["results"].append(row)
                     save()
                     print(progress_line(row), flush=True)
@@ -826,9 +824,9 @@ def rescale_to_peak(children):
         peak = used_peaks(child)
         for r in child["results"]:
             for impl, info in r["impls"].items():
-                if impl == ONE_THREAD:  # one thread inside a multi-thread child
-                    continue
-                if info.get("gflops") is not None and peak.get(r["dtype"]):
+                if impl == ONE_THREAD:  # one thread: no peak of this child applies
+                    info["pct_peak"] = None
+                elif info.get("gflops") is not None and peak.get(r["dtype"]):
                     info["pct_peak"] = 100 * info["gflops"] / peak[r["dtype"]]
 
 
