@@ -25,11 +25,12 @@ namespace rnnx {
 // FMA builds: per depth block of rows, X's block is packed into panels of MR columns and
 // dA's into panels of NR, both once and shared by all tasks, which then take NC columns
 // of dA each; both packings are row-by-row copies (no transposition), because the
-// micro-kernel takes its right operand k-major. dA is packed a whole row at a time: each
-// task packing its own NC columns read every row in pieces of NC values, 6 KB apart at
-// W_mid's GRU, and the packing took a fifth of the product's time; reading rows whole
-// gave 2-7% more GFLOP/s at R = 6400 with N = 1536 or 1024 (same bits), 2-3% less time
-// for a W_mid training step. A panel of dA (kc x NR, 12 KB in float) stays in L1 while
+// micro-kernel takes its right operand k-major. dA is packed in tiles of 64 rows, each
+// tile panel by panel: when each task packed its own NC columns over all kc rows, the
+// packing took a fifth of the product's time at W_mid's GRU (pieces of rows 6 KB apart
+// at every k); row by row across all panels, every store went to another panel 12 KB
+// away. The tiles gave 3-13% more GFLOP/s at R = 6400 with N = 1536 or 1024 (same bits),
+// 2-3% less time for a W_mid training step. A panel of dA (kc x NR, 12 KB in float) stays in L1 while
 // it meets every panel of X's block, which streams from L2 (measured a little faster than
 // the other order, 138-146 against 134-137 GFLOP/s at R = 6400, M = N = 1024, float).
 template <typename S>
@@ -53,13 +54,14 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
   // dA's block: panel q holds columns [q*NR, q*NR+NR) (a task's columns start on a panel).
   AlignedVec<S> bpack(size_t(n_bpanels * NR * kc_max));
   const bool par = worth_parallel(double(kc_max) * M * std::min(N, NC));
-  constexpr Index kPanelsPerPackTask = 8, kRowsPerPackTask = 32;
+  constexpr Index kPanelsPerPackTask = 8, kRowsPerPackTask = 64;
   const Index n_xpack = ceil_div(n_panels, kPanelsPerPackTask);
   for (Index r0 = 0; r0 < R; r0 += KC) {
     const Index kc = std::min(KC, R - r0);
     // Both blocks of rows [r0, r0+kc) packed before the products, shared by all tasks:
-    // X's panel p holds columns [p*MR, p*MR+MR): ap[k*MR + i]; dA's rows are read whole
-    // (one contiguous run each, which the prefetchers follow), bp[q*NR*kc + k*NR + j].
+    // X's panel p holds columns [p*MR, p*MR+MR): ap[k*MR + i]; dA's panel q holds
+    // columns [q*NR, q*NR+NR): bp[q*NR*kc + k*NR + j], packed kRowsPerPackTask rows at a
+    // time (the tile's rows stay in L1 from one panel to the next).
     parallel_for(n_xpack + ceil_div(kc, kRowsPerPackTask), [&](Index t) {
       if (t < n_xpack) {
         const Index p1 = std::min(n_panels, (t + 1) * kPanelsPerPackTask);
@@ -71,13 +73,11 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
         return;
       }
       const Index k0 = (t - n_xpack) * kRowsPerPackTask, k1 = std::min(kc, k0 + kRowsPerPackTask);
-      for (Index k = k0; k < k1; ++k) {
-        const S* src = da + (r0 + k) * ldda;
-        S* dst = bpack.data() + k * NR;
-        for (Index q = 0; q < n_bpanels; ++q) {
-          const Index n = std::min(NR, N - q * NR);
-          copy_padded(src + q * NR, n, dst + q * NR * kc, n);
-        }
+      for (Index q = 0; q < n_bpanels; ++q) {
+        const Index n = std::min(NR, N - q * NR);
+        const S* src = da + r0 * ldda + q * NR;
+        S* dst = bpack.data() + q * NR * kc;
+        for (Index k = k0; k < k1; ++k) copy_padded(src + k * ldda, n, dst + k * NR, n);
       }
     }, par);
     parallel_for(n_tasks, [&](Index t) {
