@@ -30,9 +30,10 @@ namespace rnnx {
 // packing took a fifth of the product's time at W_mid's GRU (pieces of rows 6 KB apart
 // at every k); row by row across all panels, every store went to another panel 12 KB
 // away. The tiles gave 3-13% more GFLOP/s at R = 6400 with N = 1536 or 1024 (same bits),
-// 2-3% less time for a W_mid training step. A panel of dA (kc x NR, 12 KB in float) stays in L1 while
-// it meets every panel of X's block, which streams from L2 (measured a little faster than
-// the other order, 138-146 against 134-137 GFLOP/s at R = 6400, M = N = 1024, float).
+// 2-3% less time for a W_mid training step. A panel of dA (kc x NR, 12 KB in float)
+// stays in L1 while it meets every panel of X's block, which streams from L2 (measured a
+// little faster than the other order, 138-146 against 134-137 GFLOP/s at R = 6400,
+// M = N = 1024, float).
 template <typename S>
 void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, Index ldda,
                  S* c, Index ldc) {
