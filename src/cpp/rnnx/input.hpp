@@ -58,7 +58,7 @@ void project_inputs(S* out, Index GH, const SeqDims& d, const S* x, const InputW
                     const S* bias) {
   const Index TB = d.T * d.B;
   Index rows = 0;
-  const Index n_blocks = balanced_split(TB, kRowsPerTask, kRowGroup, rows);
+  const Index n_blocks = balanced_split(TB, kRowsPerTask, kRowQuantum, rows);
   parallel_for(n_blocks, [&](Index k) {
     const Block r(k, TB, rows);
     project_input(MapMat<S>(out, TB, GH).middleRows(r.j0, r.c), d, x, w, r.j0, bias);
