@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 
 #include "rnnx/common.hpp"
 #include "rnnx/packed_gemm.hpp"
@@ -78,7 +79,12 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
         const Index n = std::min(NR, N - q * NR);
         const S* src = da + r0 * ldda + q * NR;
         S* dst = bpack.data() + q * NR * kc;
-        for (Index k = k0; k < k1; ++k) copy_padded(src + k * ldda, n, dst + k * NR, n);
+        if (n == NR)  // a fixed-size copy (unmasked moves): the masked store of copy_padded
+                      // took 60% of the packing's time (perf); 1-16% more GFLOP/s for the
+                      // product (median, R = 2048 to 6400), the most where M is small
+          for (Index k = k0; k < k1; ++k) std::memcpy(dst + k * NR, src + k * ldda, sizeof(S) * NR);
+        else
+          for (Index k = k0; k < k1; ++k) copy_padded(src + k * ldda, n, dst + k * NR, n);
       }
     }, par);
     parallel_for(n_tasks, [&](Index t) {
