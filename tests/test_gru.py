@@ -315,6 +315,9 @@ CASES = {
     "H20_no_bias": (3, 4, 3, 20, False, ("dh",)),
     "H24": (2, 3, 5, 24, True, ("dh", "dh_n")),
     "H33": (2, 3, 4, 33, True, ("dh",)),
+    # 700 rows: the weight gradients' depth blocks of 256, 256 and 188 rows, the biases
+    # summed in the same passes over the gate gradients
+    "depth_blocks": (35, 20, 5, 13, True, ("dh", "dh_n")),
 }
 
 

@@ -115,6 +115,28 @@ def test_kernel_equals_the_reference_at_hidden_sizes(cell, dtype, hidden):
     assert_outputs_match(cell, dtype, run(kernels, cell, a), run(ref, cell, a))
 
 
+# 700 rows (T*B = 35*20): the weight gradients' depth blocks of 256, 256 and 188 rows,
+# with dW_ih, dW_hh and db summed in one pass over the gate gradients; input 5 and
+# hidden 13: panels that end part-way (gate columns 13 or 52). Against the reference,
+# and the same bits on 1 and 3 threads.
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_kernel_equals_the_reference_over_several_depth_blocks(cell, dtype):
+    given = ("dh", "dh_n", "dc_n") if cell == "lstm" else ("dh", "dh_n")
+    a = cast(inputs(cell, 35, 20, True, given, seed=77, hidden=13), dtype)
+    threads = rnnx.get_num_threads()
+    try:
+        rnnx.set_num_threads(1)
+        got = run(kernels, cell, a)
+        rnnx.set_num_threads(3)
+        again = run(kernels, cell, a)
+    finally:
+        rnnx.set_num_threads(threads)
+    assert_outputs_match(cell, dtype, got, run(ref, cell, a))
+    for name, g, h in zip(OUTPUT_NAMES["lstm" if cell == "lstm" else "rnn"], got, again):
+        np.testing.assert_array_equal(g, h, err_msg=name)
+
+
 def assert_outputs_match(cell, dtype, got, want):
     names = OUTPUT_NAMES["lstm" if cell == "lstm" else "rnn"]
     assert len(got) == len(names)

@@ -19,58 +19,107 @@
 
 namespace rnnx {
 
-// C (N x M, row-major, leading dimension ldc) = dAᵀ X summed over R rows:
-//   C[j, i] = Σ_r dA[r, j] X[r, i],   X (R x M, ld ldx),  dA (R x N, ld ldda).
-// With R = 0, C = 0.
+// db (N) = Σ_r dA[r, :] over R rows (dA: ld ldda), the rows added in order (the same
+// additions whatever the alignment or vector width), in blocks of columns. Within a block of rows, each packet of columns is summed in a register and
+// stored once (a row at a time, a partial packet would be stored and loaded back at
+// every row); blocks of kRows rows keep the rows in cache while the packets go over them.
+template <typename S>
+void bias_grad(Index R, Index N, const S* da, Index ldda, S* db) {
+  constexpr Index kCols = 256, kRows = 64;
+  parallel_for(ceil_div(N, kCols), [&](Index k) {
+    const Block u(k, N, kCols);
+    S* d = db + u.j0;
+    std::fill_n(d, u.c, S(0));
+    for (Index r0 = 0; r0 < R; r0 += kRows) {
+      const Index r1 = std::min(R, r0 + kRows);
+      for_packets<S>(u.c, [&](const Lanes<S>& l) {
+        Packet<S> acc = l.load(d);
+        for (Index r = r0; r < r1; ++r)
+          acc = Eigen::internal::padd(acc, l.load(da + r * ldda + u.j0));
+        l.store(d, acc);
+      });
+    }
+  }, worth_parallel(double(R) * std::min(N, kCols)));
+}
+
+// One weight gradient of weight_grads (below): C (N x M, row-major, leading dimension
+// ldc) = dAᵀ X, X (R x M, ld ldx).
+template <typename S>
+struct GradOperand {
+  const S* x;
+  Index M, ldx;
+  S* c;
+  Index ldc;
+};
+
+// For each operand: C (N x M, row-major, leading dimension ldc) = dAᵀ X summed over R rows:
+//   C[j, i] = Σ_r dA[r, j] X[r, i],   X (R x M, ld ldx),  dA (R x N, ld ldda);
+// and with db, db (N) = Σ_r dA[r, :] (as bias_grad), all in one pass over dA (e.g. dW_ih,
+// dW_hh and db of a layer: dA is packed once, not once per product). With R = 0, C = 0
+// and db = 0.
 //
-// FMA builds: per depth block of rows, X's block is packed into panels of MR columns and
-// dA's into panels of NR, both once and shared by all tasks, which then take NC columns
-// of dA each; both packings are row-by-row copies (no transposition), because the
+// FMA builds: per depth block of rows, the X blocks are packed into panels of MR columns
+// and dA's into panels of NR, both once and shared by all tasks, which then take NC
+// columns of dA each; both packings are row-by-row copies (no transposition), because the
 // micro-kernel takes its right operand k-major. dA is packed in tiles of 64 rows, each
 // tile panel by panel: when each task packed its own NC columns over all kc rows, the
 // packing took a fifth of the product's time at W_mid's GRU (pieces of rows 6 KB apart
 // at every k); row by row across all panels, every store went to another panel 12 KB
 // away. The tiles gave 3-13% more GFLOP/s at R = 6400 with N = 1536 or 1024 (same bits),
 // 2-3% less time for a W_mid training step. A panel of dA (kc x NR, 12 KB in float)
-// stays in L1 while it meets every panel of X's block, which streams from L2 (measured a
-// little faster than the other order, 138-146 against 134-137 GFLOP/s at R = 6400,
-// M = N = 1024, float).
+// stays in L1 while it meets every panel of the X blocks, which stream from L2 (measured
+// a little faster than the other order, 138-146 against 134-137 GFLOP/s at R = 6400,
+// M = N = 1024, float). db is summed from the same panels, the rows in order: the same
+// additions as bias_grad.
 template <typename S>
-void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, Index ldda,
-                 S* c, Index ldc) {
-  if (M <= 0 || N <= 0) return;
+void weight_grads(Index R, Index N, const S* da, Index ldda, const GradOperand<S>* ops,
+                  int n_ops, S* db) {
+  if (N <= 0 || (n_ops == 0 && !db)) return;
 #if defined(__FMA__)
   using Kernel = MicroKernel<S>;
   constexpr Index MR = Kernel::MR, NR = Kernel::NR, KC = PackedLhs<S>::kDepth;
+  constexpr int kMaxOps = 2;
+  RNNX_REQUIRE(n_ops >= 0 && n_ops <= kMaxOps, "weight_grads: at most 2 operands");
   // Columns per task: at most 24 panels, split evenly over the threads (balanced_split:
   // whole panels, so no sum depends on the split).
   Index NC = 0;
   const Index n_tasks = balanced_split(N, 24 * NR, NR, NC);
   if (R <= 0) {
-    for (Index j = 0; j < N; ++j) std::fill_n(c + j * ldc, M, S(0));
+    for (int o = 0; o < n_ops; ++o)
+      for (Index j = 0; j < N; ++j) std::fill_n(ops[o].c + j * ops[o].ldc, ops[o].M, S(0));
+    if (db) std::fill_n(db, N, S(0));
     return;
   }
-  const Index n_panels = ceil_div(M, MR), kc_max = std::min(KC, R);
-  const Index n_bpanels = ceil_div(N, NR);
-  AlignedVec<S> apack(size_t(n_panels * MR * kc_max));
+  // The operands' panels one after the other: operand o's panel p is panel first[o] + p.
+  Index first[kMaxOps + 1] = {0}, m_total = 0;
+  for (int o = 0; o < n_ops; ++o) {
+    first[o + 1] = first[o] + ceil_div(ops[o].M, MR);
+    m_total += ops[o].M;
+  }
+  const Index n_panels = first[n_ops], kc_max = std::min(KC, R), n_bpanels = ceil_div(N, NR);
+  AlignedVec<S> apack(size_t(std::max<Index>(n_panels, 1) * MR * kc_max));
   // dA's block: panel q holds columns [q*NR, q*NR+NR) (a task's columns start on a panel).
   AlignedVec<S> bpack(size_t(n_bpanels * NR * kc_max));
-  const bool par = worth_parallel(double(kc_max) * M * std::min(N, NC));
+  const bool par = worth_parallel(double(kc_max) * std::max<Index>(m_total, 1) * std::min(N, NC));
   constexpr Index kPanelsPerPackTask = 8, kRowsPerPackTask = 64;
   const Index n_xpack = ceil_div(n_panels, kPanelsPerPackTask);
   for (Index r0 = 0; r0 < R; r0 += KC) {
     const Index kc = std::min(KC, R - r0);
-    // Both blocks of rows [r0, r0+kc) packed before the products, shared by all tasks:
+    // The blocks of rows [r0, r0+kc) packed before the products, shared by all tasks:
     // X's panel p holds columns [p*MR, p*MR+MR): ap[k*MR + i]; dA's panel q holds
     // columns [q*NR, q*NR+NR): bp[q*NR*kc + k*NR + j], packed kRowsPerPackTask rows at a
     // time (the tile's rows stay in L1 from one panel to the next).
     parallel_for(n_xpack + ceil_div(kc, kRowsPerPackTask), [&](Index t) {
       if (t < n_xpack) {
-        const Index p1 = std::min(n_panels, (t + 1) * kPanelsPerPackTask);
-        for (Index p = t * kPanelsPerPackTask; p < p1; ++p) {
-          S* ap = apack.data() + p * MR * kc;
-          const Index i0 = p * MR, m = std::min(MR, M - i0);
-          for (Index k = 0; k < kc; ++k) copy_padded(x + (r0 + k) * ldx + i0, m, ap + k * MR, MR);
+        const Index g1 = std::min(n_panels, (t + 1) * kPanelsPerPackTask);
+        for (Index g = t * kPanelsPerPackTask; g < g1; ++g) {
+          int o = 0;
+          while (g >= first[o + 1]) ++o;
+          const GradOperand<S>& op = ops[o];
+          S* ap = apack.data() + g * MR * kc;
+          const Index i0 = (g - first[o]) * MR, m = std::min(MR, op.M - i0);
+          for (Index k = 0; k < kc; ++k)
+            copy_padded(op.x + (r0 + k) * op.ldx + i0, m, ap + k * MR, MR);
         }
         return;
       }
@@ -92,32 +141,63 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
       // Columns past nc are never read: the kernel is told how many there are.
       const S* bp = bpack.data() + j0 * kc;
       if (r0 == 0) {
-        if (ldc == M)  // the task's rows of C are one run
-          std::fill_n(c + j0 * ldc, nc * M, S(0));
-        else
-          for (Index j = 0; j < nc; ++j) std::fill_n(c + (j0 + j) * ldc, M, S(0));
+        for (int o = 0; o < n_ops; ++o) {
+          const GradOperand<S>& op = ops[o];
+          if (op.ldc == op.M)  // the task's rows of C are one run
+            std::fill_n(op.c + j0 * op.ldc, nc * op.M, S(0));
+          else
+            for (Index j = 0; j < nc; ++j) std::fill_n(op.c + (j0 + j) * op.ldc, op.M, S(0));
+        }
+        if (db) std::fill_n(db + j0, nc, S(0));
       }
-      for (Index q = 0; q * NR < nc; ++q)
-        for (Index p = 0; p < n_panels; ++p)
-          Kernel::template dispatch<true>(int(std::min(NR, nc - q * NR)),
-                                          apack.data() + p * MR * kc, bp + q * NR * kc, NR, kc,
-                                          c + (j0 + q * NR) * ldc + p * MR, ldc,
-                                          std::min(MR, M - p * MR));
+      for (Index q = 0; q * NR < nc; ++q) {
+        const Index n = std::min(NR, nc - q * NR);
+        const S* bq = bp + q * NR * kc;
+        if (db)  // this block's rows of the panel, in order, onto the sums so far
+          for_packets<S>(n, [&](const Lanes<S>& l) {
+            S* d = db + j0 + q * NR;
+            Packet<S> acc = l.load(d);
+            for (Index k = 0; k < kc; ++k) acc = Eigen::internal::padd(acc, l.load(bq + k * NR));
+            l.store(d, acc);
+          });
+        for (int o = 0; o < n_ops; ++o) {
+          const GradOperand<S>& op = ops[o];
+          for (Index p = 0; p < first[o + 1] - first[o]; ++p)
+            Kernel::template dispatch<true>(int(n), apack.data() + (first[o] + p) * MR * kc, bq,
+                                            NR, kc, op.c + (j0 + q * NR) * op.ldc + p * MR,
+                                            op.ldc, std::min(MR, op.M - p * MR));
+        }
+      }
     }, par);
   }
 #else
   using Stride = Eigen::OuterStride<>;
   constexpr Index NC = 256;
-  const Eigen::Map<const RowMat<S>, 0, Stride> X(x, R, M, Stride(ldx)), dA(da, R, N, Stride(ldda));
-  Eigen::Map<RowMat<S>, 0, Stride> C(c, N, M, Stride(ldc));
-  parallel_for(ceil_div(N, NC), [&](Index t) {
-    const Index j0 = t * NC, nc = std::min(NC, N - j0);
-    if (R <= 0)
-      C.middleRows(j0, nc).setZero();
-    else
-      matmul<false>(C.middleRows(j0, nc), dA.middleCols(j0, nc).transpose(), X);
-  }, worth_parallel(double(R) * M * std::min(N, NC)));
+  const Index rows = std::max<Index>(R, 0);
+  const Eigen::Map<const RowMat<S>, 0, Stride> dA(da, rows, N, Stride(ldda));
+  for (int o = 0; o < n_ops; ++o) {
+    const GradOperand<S>& op = ops[o];
+    const Eigen::Map<const RowMat<S>, 0, Stride> X(op.x, rows, op.M, Stride(op.ldx));
+    Eigen::Map<RowMat<S>, 0, Stride> C(op.c, N, op.M, Stride(op.ldc));
+    parallel_for(ceil_div(N, NC), [&](Index t) {
+      const Index j0 = t * NC, nc = std::min(NC, N - j0);
+      if (rows == 0)
+        C.middleRows(j0, nc).setZero();
+      else
+        matmul<false>(C.middleRows(j0, nc), dA.middleCols(j0, nc).transpose(), X);
+    }, worth_parallel(double(rows) * op.M * std::min(N, NC)));
+  }
+  if (db) bias_grad(rows, N, da, ldda, db);
 #endif
+}
+
+// C (N x M, row-major, leading dimension ldc) = dAᵀ X summed over R rows (one operand of
+// weight_grads), and with db, db = Σ_r dA[r, :].
+template <typename S>
+void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, Index ldda,
+                 S* c, Index ldc, S* db = nullptr) {
+  const GradOperand<S> op{x, M, ldx, c, ldc};
+  weight_grads(R, N, da, ldda, &op, M > 0 ? 1 : 0, db);
 }
 
 // One block of rows of rows_times (below): Y (n x M) = bias + A (n x K) op(W), in groups
@@ -177,29 +257,6 @@ void rows_times(Index R, const S* a, Index lda, const PackedLhs<S>& w, S* y, Ind
     rows_times_block(r.c, a + r.j0 * lda, lda, w, y + r.j0 * ldy, ldy, bias,
                      scratch.data() + k * work);
   }, worth_parallel(double(std::min(R, rows)) * M * K));
-}
-
-// db (N) = Σ_r dA[r, :] over R rows (dA: ld ldda), the rows added in order (the same
-// additions whatever the alignment or vector width), in blocks of columns. Within a block of rows, each packet of columns is summed in a register and
-// stored once (a row at a time, a partial packet would be stored and loaded back at
-// every row); blocks of kRows rows keep the rows in cache while the packets go over them.
-template <typename S>
-void bias_grad(Index R, Index N, const S* da, Index ldda, S* db) {
-  constexpr Index kCols = 256, kRows = 64;
-  parallel_for(ceil_div(N, kCols), [&](Index k) {
-    const Block u(k, N, kCols);
-    S* d = db + u.j0;
-    std::fill_n(d, u.c, S(0));
-    for (Index r0 = 0; r0 < R; r0 += kRows) {
-      const Index r1 = std::min(R, r0 + kRows);
-      for_packets<S>(u.c, [&](const Lanes<S>& l) {
-        Packet<S> acc = l.load(d);
-        for (Index r = r0; r < r1; ++r)
-          acc = Eigen::internal::padd(acc, l.load(da + r * ldda + u.j0));
-        l.store(d, acc);
-      });
-    }
-  }, worth_parallel(double(R) * std::min(N, kCols)));
 }
 
 }  // namespace rnnx

@@ -110,8 +110,7 @@ void dense_backward(Index N, Index F, Index O, const S* dy, const S* x, const S*
                     S* dw, S* db) {
   RNNX_REQUIRE(N >= 0 && F >= 1 && O >= 1, "dense: need N >= 0, F >= 1, O >= 1");
   if (dx && N > 0) rows_times(N, dy, O, PackedLhs<S>(w, F, O, F, true), dx, F);
-  weight_grad(N, F, O, x, F, dy, O, dw, F);
-  if (db) bias_grad(N, O, dy, O, db);
+  weight_grad(N, F, O, x, F, dy, O, dw, F, db);  // db in the same pass over dy
 }
 
 // ---------------------------------------------------------------------------------------

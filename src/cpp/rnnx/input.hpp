@@ -68,13 +68,16 @@ void project_inputs(S* out, Index GH, const SeqDims& d, const S* x, const InputW
 // dW_ih (N x D, row-major) = dAᵀ X over the T*B rows, with dA (T*B x N, ld ldda) the
 // pre-activation gradients; for index input a scatter-add into dW_ih's columns, the rows
 // in order (the same additions as the product, without its zeros), in blocks of gate rows.
+// With db, also db = Σ_rows dA (in the product's pass over dA for dense input).
 template <typename S>
-void input_weight_grad(const SeqDims& d, Index N, const S* da, Index ldda, const S* x, S* dw) {
+void input_weight_grad(const SeqDims& d, Index N, const S* da, Index ldda, const S* x, S* dw,
+                       S* db = nullptr) {
   const Index TB = d.T * d.B, D = d.D;
   if (!d.ids) {
-    weight_grad(TB, D, N, x, D, da, ldda, dw, D);
+    weight_grad(TB, D, N, x, D, da, ldda, dw, D, db);
     return;
   }
+  if (db) bias_grad(TB, N, da, ldda, db);
   // Each task sums its columns of dA into the rows of a (D x c) block of dW_ihᵀ, a
   // contiguous add of c values per row of dA (adding straight into dW_ih's columns would
   // touch one cache line per value), then transposes the block into dW_ih.
@@ -87,6 +90,23 @@ void input_weight_grad(const SeqDims& d, Index N, const S* da, Index ldda, const
     for (Index j = 0; j < u.c; ++j)
       for (Index i = 0; i < D; ++i) dw[(u.j0 + j) * D + i] = acc[size_t(i * u.c + j)];
   }, worth_parallel(double(TB) * std::min(N, rows)));
+}
+
+// A layer's parameter gradients from its pre-activation gradients dA (T*B x N, ld ldda):
+// dW_ih as input_weight_grad, dW_hh (N x H) = dAᵀ H_prev and, with db, db = Σ_rows dA.
+// For dense input one pass over dA for all three (weight_grads packs dA once for both
+// products and sums db from the same panels).
+template <typename S>
+void layer_weight_grads(const SeqDims& d, Index N, const S* da, Index ldda, const S* x,
+                        S* dw_ih, const S* h_prev, S* dw_hh, S* db) {
+  const Index TB = d.T * d.B;
+  if (d.ids) {
+    input_weight_grad(d, N, da, ldda, x, dw_ih);
+    weight_grad(TB, d.H, N, h_prev, d.H, da, ldda, dw_hh, d.H, db);
+    return;
+  }
+  const GradOperand<S> ops[2] = {{x, d.D, d.D, dw_ih, d.D}, {h_prev, d.H, d.H, dw_hh, d.H}};
+  weight_grads(TB, N, da, ldda, ops, 2, db);
 }
 
 }  // namespace rnnx

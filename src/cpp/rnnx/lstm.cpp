@@ -212,9 +212,7 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   //   dx = dG W_ih,  dW_ih = dGᵀ X,  dW_hh = dGᵀ H_prev,  db = Σ_rows dG.
   RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   if (dx) rows_times(TB, dgates, ldg, PackedLhs<S>(w_ih, D, 4 * H, D, true), dx, D);
-  input_weight_grad(d, 4 * H, dgates, ldg, x, dw_ih);
-  weight_grad(TB, H, 4 * H, h_prev, H, dgates, ldg, dw_hh, H);
-  if (db) bias_grad(TB, 4 * H, dgates, ldg, db);
+  layer_weight_grads(d, 4 * H, dgates, ldg, x, dw_ih, h_prev, dw_hh, db);
 }
 
 #define RNNX_INSTANTIATE(S)                                                                  \

@@ -136,9 +136,7 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
   //   dx = dZ W_ih,  dW_ih = dZᵀ X,  dW_hh = dZᵀ H_prev,  db = Σ_rows dZ.
   RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   if (dx) rows_times(TB, dz, H, PackedLhs<S>(w_ih, D, H, D, true), dx, D);
-  input_weight_grad(d, H, dz, H, x, dw_ih);
-  weight_grad(TB, H, H, h_prev, H, dz, H, dw_hh, H);
-  if (db) bias_grad(TB, H, dz, H, db);
+  layer_weight_grads(d, H, dz, H, x, dw_ih, h_prev, dw_hh, db);
 }
 
 #define RNNX_INSTANTIATE(S)                                                                    \
