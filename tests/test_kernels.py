@@ -116,7 +116,7 @@ def test_kernel_equals_the_reference_at_hidden_sizes(cell, dtype, hidden):
 
 
 # 700 rows (T*B = 35*20): the weight gradients' depth blocks of 256, 256 and 188 rows,
-# with dW_ih, dW_hh and db summed in one pass over the gate gradients; input 5 and
+# with dW_ih, dW_hh and db summed in one pass over the gate gradients; input 4 and
 # hidden 13: panels that end part-way (gate columns 13 or 52). Against the reference,
 # and the same bits on 1 and 3 threads.
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)

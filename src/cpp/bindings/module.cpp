@@ -51,6 +51,8 @@ PYBIND11_MODULE(RNNX_MODULE_NAME, m) {
   m.def("num_threads", &rnnx::num_threads, "Threads the kernels use (the caller included).");
   m.def("set_num_threads", &rnnx::set_num_threads, py::arg("n"),
         "Set the threads the kernels use; results do not depend on it.");
+  m.def("_pool_self_check", &rnnx::pool_self_check, py::arg("rounds"),
+        "Test hook: parallel regions of varying task counts; tasks not run exactly once.");
   m.def("release_memory", &rnnx::release_cached,
         "Return the kernels' cached free blocks to the system; the bytes released.");
   // A request too large for this machine: MemoryError with the size it needed (pybind11

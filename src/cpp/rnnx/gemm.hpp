@@ -1,7 +1,8 @@
 // The whole-sequence products around the time loop, on rnnx's micro-kernel
 // (packed_gemm.hpp; Eigen's product on portable builds):
 //
-//   weight_grad:  C = dAᵀ X over all T*B rows   the weight gradients dW_ih, dW_hh, dW_head
+//   weight_grads: C = dAᵀ X over all T*B rows   the weight gradients dW_ih, dW_hh, dW_head
+//                 (up to two X per pass over dA, and the bias gradient Σ_rows dA)
 //   rows_times:   Y = A op(W) in row blocks     dx = dA W_ih, dy = dlogits W, logits = y Wᵀ
 //
 // Every entry of a result is summed over the depth in order, in depth blocks of
@@ -20,9 +21,10 @@
 namespace rnnx {
 
 // db (N) = Σ_r dA[r, :] over R rows (dA: ld ldda), the rows added in order (the same
-// additions whatever the alignment or vector width), in blocks of columns. Within a block of rows, each packet of columns is summed in a register and
-// stored once (a row at a time, a partial packet would be stored and loaded back at
-// every row); blocks of kRows rows keep the rows in cache while the packets go over them.
+// additions whatever the alignment or vector width), in blocks of columns. Within a block
+// of rows, each packet of columns is summed in a register and stored once (a row at a
+// time, a partial packet would be stored and loaded back at every row); blocks of kRows
+// rows keep the rows in cache while the packets go over them.
 template <typename S>
 void bias_grad(Index R, Index N, const S* da, Index ldda, S* db) {
   constexpr Index kCols = 256, kRows = 64;
@@ -62,24 +64,21 @@ struct GradOperand {
 // and dA's into panels of NR, both once and shared by all tasks, which then take NC
 // columns of dA each; both packings are row-by-row copies (no transposition), because the
 // micro-kernel takes its right operand k-major. dA is packed in tiles of 64 rows, each
-// tile panel by panel: when each task packed its own NC columns over all kc rows, the
-// packing took a fifth of the product's time at W_mid's GRU (pieces of rows 6 KB apart
-// at every k); row by row across all panels, every store went to another panel 12 KB
-// away. The tiles gave 3-13% more GFLOP/s at R = 6400 with N = 1536 or 1024 (same bits),
-// 2-3% less time for a W_mid training step. A panel of dA (kc x NR, 12 KB in float)
-// stays in L1 while it meets every panel of the X blocks, which stream from L2 (measured
-// a little faster than the other order, 138-146 against 134-137 GFLOP/s at R = 6400,
-// M = N = 1024, float). db is summed from the same panels, the rows in order: the same
-// additions as bias_grad.
+// tile panel by panel (3-13% more GFLOP/s at R = 6400 than when each task packed its own
+// columns over all kc rows, reading rows 6 KB apart at every k; same bits). A panel of dA
+// (kc x NR, 12 KB in float) stays in L1 while it meets every panel of the X blocks, which
+// stream from L2 (a little faster than the other order: 138-146 against 134-137 GFLOP/s
+// at R = 6400, M = N = 1024, float). db is summed from the same panels, the rows in
+// order: the same additions as bias_grad.
 template <typename S>
 void weight_grads(Index R, Index N, const S* da, Index ldda, const GradOperand<S>* ops,
                   int n_ops, S* db) {
+  constexpr int kMaxOps = 2;
+  RNNX_REQUIRE(n_ops >= 0 && n_ops <= kMaxOps, "weight_grads: at most 2 operands");
   if (N <= 0 || (n_ops == 0 && !db)) return;
 #if defined(__FMA__)
   using Kernel = MicroKernel<S>;
   constexpr Index MR = Kernel::MR, NR = Kernel::NR, KC = PackedLhs<S>::kDepth;
-  constexpr int kMaxOps = 2;
-  RNNX_REQUIRE(n_ops >= 0 && n_ops <= kMaxOps, "weight_grads: at most 2 operands");
   // Columns per task: at most 24 panels, split evenly over the threads (balanced_split:
   // whole panels, so no sum depends on the split).
   Index NC = 0;
@@ -204,7 +203,7 @@ void weight_grad(Index R, Index M, Index N, const S* x, Index ldx, const S* da, 
 // of kRowGroup rows, each group's rows of Y set to the bias (or zero) just before the
 // product adds into them, so that they are still in cache (Y is often tens of MB: filled
 // all at once, every line would come back from memory for the product). work:
-// PackedLhs::work_size(K, kRowGroup) elements.
+// PackedLhs::work_size(K, min(n, kRowGroup)) elements.
 // Blocks split at multiples of kRowQuantum rows and groups of kRowGroup: both whole panels
 // of 12 (AVX-512) or 6 (AVX2) columns of the product, so that every panel keeps its
 // columns whatever the split. A group streams all of W through the cache once: 96 rows
@@ -246,8 +245,8 @@ void rows_times(Index R, const S* a, Index lda, const PackedLhs<S>& w, S* y, Ind
                 const S* bias = nullptr) {
   const Index M = w.rows(), K = w.depth();
   if (R <= 0 || M <= 0) return;
-  // Blocks of whole groups of rows, split evenly over the threads (balanced_split: a
-  // group's rows are whole panels of columns of the product, so no sum depends on it).
+  // Blocks of whole multiples of kRowQuantum rows, split evenly over the threads
+  // (balanced_split: whole panels of columns of the product, so no sum depends on it).
   Index rows = 0;
   const Index n_blocks = balanced_split(R, kRowsPerTask, kRowQuantum, rows);
   const Index work = PackedLhs<S>::work_size(K, std::min(R, rows));

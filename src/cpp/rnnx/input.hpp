@@ -52,7 +52,8 @@ void project_input(Out&& out, const SeqDims& d, const S* x, const InputWeights<S
 }
 
 // The projection of all T*B rows into out (T*B x GH, row-major), in blocks of rows split
-// evenly over the threads (balanced_split: whole groups of rows, so no sum depends on it).
+// evenly over the threads (balanced_split: multiples of kRowQuantum rows, whole panels of
+// the product's columns, so no sum depends on it).
 template <typename S>
 void project_inputs(S* out, Index GH, const SeqDims& d, const S* x, const InputWeights<S>& w,
                     const S* bias) {

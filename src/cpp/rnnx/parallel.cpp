@@ -68,8 +68,8 @@ class Pool {
     pending_.store(used - 1, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lk(sleep_mutex_);
-      active_ = used;
-      generation_.fetch_add(1, std::memory_order_release);
+      generation_.store(next_generation(generation_.load(std::memory_order_relaxed), used),
+                        std::memory_order_release);
     }
     sleep_cv_.notify_all();
     run_share(0);
@@ -112,7 +112,12 @@ class Pool {
       }
       seen = g;
       if (stop_.load(std::memory_order_relaxed)) return;
-      if (id < active_) {
+      // The region's thread count comes with its generation, in one atomic word: a
+      // worker left out of a region (id >= its count) that reads the count late must
+      // not see the next region's (it would run that region's share under this
+      // generation, then again under the next: tasks twice, or a call through a null
+      // task after the caller returned).
+      if (id < threads_of(g)) {
         run_share(id);
         pending_.fetch_sub(1, std::memory_order_acq_rel);
       }
@@ -148,6 +153,12 @@ class Pool {
     stop_.store(false);
   }
 
+  // generation_: a region counter (high 32 bits) and the region's thread count (low 32).
+  static std::uint64_t next_generation(std::uint64_t g, int used) {
+    return (((g >> 32) + 1) << 32) | std::uint32_t(used);
+  }
+  static int threads_of(std::uint64_t g) { return int(std::uint32_t(g)); }
+
   int threads_;
   std::vector<std::thread> workers_;
   std::mutex run_mutex_, sleep_mutex_, error_mutex_;
@@ -157,7 +168,7 @@ class Pool {
   std::atomic<bool> stop_{false};
   const TaskRef* task_ = nullptr;
   Index n_tasks_ = 0;
-  int stride_ = 1, active_ = 0;
+  int stride_ = 1;
   bool reverse_ = false;
   std::exception_ptr error_;
 #if defined(__linux__)
@@ -182,6 +193,22 @@ void set_num_threads(int n) {
 
 void parallel_for_ref(Index n, TaskRef task, bool parallel, bool reverse) {
   pool().run(n, task, parallel, reverse);
+}
+
+Index pool_self_check(Index rounds) {
+  // Regions of 2 tasks and of one per thread in turn: in the first, most workers are
+  // left out, and the next region needs them all.
+  const Index most = std::max(2, num_threads());
+  std::vector<std::atomic<int>> runs(static_cast<size_t>(most));
+  Index wrong = 0;
+  for (Index r = 0; r < rounds; ++r) {
+    const Index n = r % 2 == 0 ? 2 : most;
+    for (Index i = 0; i < n; ++i) runs[size_t(i)].store(0, std::memory_order_relaxed);
+    parallel_for(n, [&](Index i) { runs[size_t(i)].fetch_add(1, std::memory_order_relaxed); },
+                 true, (r / 2) % 2 != 0);
+    for (Index i = 0; i < n; ++i) wrong += runs[size_t(i)].load(std::memory_order_relaxed) != 1;
+  }
+  return wrong;
 }
 
 }  // namespace rnnx

@@ -19,6 +19,10 @@ namespace rnnx {
 // the CPUs this process may run on).
 int num_threads();
 void set_num_threads(int n);
+// Runs `rounds` parallel regions of 2 and of num_threads() tasks in turn (tasks that only
+// count their runs) and returns how many tasks did not run exactly once: 0 unless the
+// pool is broken (a test of its hand-over from one region to the next).
+Index pool_self_check(Index rounds);
 
 // A non-owning reference to a callable void(Index) (no allocation per parallel region).
 class TaskRef {
