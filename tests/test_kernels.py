@@ -257,6 +257,22 @@ BUILD_CHECK = textwrap.dedent(
     assert list(gg) == list(gw)
     for k in gw:
         np.testing.assert_allclose(gg[k], gw[k], rtol=1e-12, atol=1e-13)
+    # 700 rows: the weight gradients' depth blocks of 256, 256 and 188 rows and the bias
+    # summed in the same pass, on this build's panel widths (hidden 13: a part panel)
+    T, B, H = 35, 20, 13
+    x, h0, dh = (rng.standard_normal(s) for s in ((T, B, D), (B, H), (T, B, H)))
+    w_ih, w_hh = rng.standard_normal((H, D)) * 0.5, rng.standard_normal((H, H)) * 0.5
+    b = rng.standard_normal(H) * 0.5
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        xx, hh0, wi, wh, bb, ddh = (v.astype(dtype) for v in (x, h0, w_ih, w_hh, b, dh))
+        got = [kernels.rnn_forward(xx, hh0, wi, wh, bb, "tanh")]
+        want = [ref.rnn_forward(xx, hh0, wi, wh, bb, "tanh")]
+        got += kernels.rnn_backward(ddh, xx, hh0, got[0], wi, wh, "tanh")
+        want += ref.rnn_backward(ddh, xx, hh0, want[0], wi, wh, "tanh")
+        for g, w in zip(got, want):
+            assert g.dtype == dtype
+            scale = max(1.0, float(np.abs(w).max()))
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol * scale)
     print(rnnx.isa, "build OK")
     """
 )
