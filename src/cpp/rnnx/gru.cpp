@@ -378,13 +378,11 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
   //   under reset before),  db_ih = Σ_rows dA_x,  db_hh = Σ_rows dA_h.
   RNNX_REQUIRE(!(dx && d.ids), "index input has no dx (pass nullptr)");
   if (dx) rows_times(TB, dgx, GH, PackedLhs<S>(w_ih, D, GH, D, true), dx, D);
-  // (The biases' sums in the products' passes over dA_x and, without reset before, dA_h.)
+  // (The biases' sums in the products' passes over dA_x and dA_h: under reset before,
+  // db_hh's first 2H columns with W_hh's direct rows, the last H with W_hn's.)
   input_weight_grad(d, GH, dgx, GH, x, dw_ih, db_ih);
-  weight_grad(TB, H, direct, h_prev, H, dgh, GH, dw_hh, H, before ? nullptr : db_hh);
-  if (before) {
-    weight_grad(TB, H, H, aux, H, dgh + 2 * H, GH, dw_hh + 2 * H * H, H);
-    bias_grad(TB, GH, dgh, GH, db_hh);
-  }
+  weight_grad(TB, H, direct, h_prev, H, dgh, GH, dw_hh, H, db_hh);
+  if (before) weight_grad(TB, H, H, aux, H, dgh + 2 * H, GH, dw_hh + 2 * H * H, H, db_hh + 2 * H);
 }
 
 #define RNNX_INSTANTIATE(S)                                                                   \
