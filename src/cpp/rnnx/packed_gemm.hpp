@@ -56,9 +56,14 @@ struct MicroKernel {
   // h_{t-1}: NR_ streams along k, no packing), or with BKMajor B(k, j) = b[k*ldb + j]
   // (a packed panel, one row of NR values per k); C(i, j) at c[j*ldc + i] for i < m
   // (m <= MR), j < NR_.
-  // With Add false, C = the product (C is not read).
-  template <int NR_, bool BKMajor = false, bool Add = true>
-  static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m) {
+  // With Add false, C = the product (C is not read). With Prefetch, `next` is the A panel
+  // the caller multiplies after this one (MR*kc values): its lines are asked into L2 as
+  // this one's are read (one k of a panel is MR values: two 64-byte lines with AVX-512,
+  // one with AVX2), so that it is on its way while this one is computed (see
+  // PackedLhs::product).
+  template <int NR_, bool BKMajor = false, bool Add = true, bool Prefetch = false>
+  static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m,
+                  const S* next = nullptr) {
     using namespace Eigen::internal;
     const auto bkj = [&](Index k, int j) { return BKMajor ? b[k * ldb + j] : b[j * ldb + k]; };
     // The C tile is read and written once, after the depth loop: ask for its lines now
@@ -108,6 +113,11 @@ struct MicroKernel {
       }
     }
     for (; k < kc; ++k) {
+      if constexpr (Prefetch) {
+        const char* line = reinterpret_cast<const char*>(next + k * MR);
+        RNNX_UNROLL
+        for (Index o = 0; o < Index(MR * sizeof(S)); o += 64) _mm_prefetch(line + o, _MM_HINT_T1);
+      }
       const Packet a0 = pload<Packet>(a + k * MR), a1 = pload<Packet>(a + k * MR + kLanes);
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
@@ -163,17 +173,21 @@ struct MicroKernel {
   // panels (batch under NR, the last panel) stay inlinable: taking those of 3 or more
   // columns out of line too measured no difference (W_char's last panel of 8, W_tiny's
   // batch of 10).
-  template <bool BKMajor, bool Add>
+  template <bool BKMajor, bool Add, bool Prefetch = false>
   RNNX_NOINLINE static void run_full(const S* a, const S* b, Index ldb, Index kc, S* c,
-                                     Index ldc, Index m) {
-    run<NR, BKMajor, Add>(a, b, ldb, kc, c, ldc, m);
+                                     Index ldc, Index m, const S* next = nullptr) {
+    run<NR, BKMajor, Add, Prefetch>(a, b, ldb, kc, c, ldc, m, next);
   }
 
+  // `next`: see run(); taken by the full-width panel only (nullptr: no prefetching).
   template <bool BKMajor = false, int NR_ = NR, bool Add = true>
   static void dispatch(int n, const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc,
-                       Index m) {
+                       Index m, const S* next = nullptr) {
     if constexpr (NR_ == NR) {
-      if (n == NR_) return run_full<BKMajor, Add>(a, b, ldb, kc, c, ldc, m);
+      if (n == NR_) {
+        if (next) return run_full<BKMajor, Add, true>(a, b, ldb, kc, c, ldc, m, next);
+        return run_full<BKMajor, Add>(a, b, ldb, kc, c, ldc, m);
+      }
       dispatch<BKMajor, NR_ - 1, Add>(n, a, b, ldb, kc, c, ldc, m);
     } else if constexpr (NR_ >= 1) {
       if (n == NR_) return run<NR_, BKMajor, Add>(a, b, ldb, kc, c, ldc, m);
@@ -266,18 +280,26 @@ class PackedLhs {
       // Each panel of A (MR x kc, 32 KB in float) is loaded once and stays in L1 while it
       // meets every panel of columns; the weights of all tasks together may not fit in
       // L2, so going through A once per column panel would stream them N/NR times.
-      for (Index p = 0; p * MR < M_; ++p)
+      // The first column panel asks the next panel of A into L2 as it goes: the packed
+      // weights of a GRU or LSTM at W_big's sizes (12-16 MB) come from memory at every
+      // step, and the hardware's prefetchers did not get them there in time. C++ harness,
+      // one thread, one step's product C (128 x M) += W (M x 1024) h: M = 3072 and 4096
+      // 7% and 12% more GFLOP/s, M = 1024 2%; at W_mid's sizes no change.
+      for (Index p = 0; p * MR < M_; ++p) {
+        const S* next = (p + 1) * MR < M_ ? a_block + (p + 1) * MR * kc : nullptr;
         for (Index j0 = 0; j0 < N; j0 += NR) {
           const int n = int(std::min(NR, N - j0));
           const S* ap = a_block + p * MR * kc;
           const S* bp = b + j0 * ldb + k0;
           S* cp = c + j0 * ldc + p * MR;
           const Index m = std::min(MR, M_ - p * MR);
+          const S* pf = j0 == 0 ? next : nullptr;
           if (Add || k0 > 0)
-            Kernel::dispatch(n, ap, bp, ldb, kc, cp, ldc, m);
+            Kernel::dispatch(n, ap, bp, ldb, kc, cp, ldc, m, pf);
           else
-            Kernel::template dispatch<false, NR, false>(n, ap, bp, ldb, kc, cp, ldc, m);
+            Kernel::template dispatch<false, NR, false>(n, ap, bp, ldb, kc, cp, ldc, m, pf);
         }
+      }
     }
   }
 
