@@ -190,6 +190,12 @@ class _Recurrent:
 
     _BASES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole")
 
+    def _cell_args(self):
+        """(kind, nonlinearity, reset_after, simplified): the cell as the one-call model
+        kernels take it (``_core.models``), read at every call (the attributes are
+        public); the defaults where the cell has no such choice."""
+        return self._kind, "tanh", True, False
+
     def _names(self, layer, d):
         """{base: parameter name} of one layer-direction, for every base in _BASES (made
         once per layer object: the names never change)."""
@@ -513,6 +519,9 @@ class RNN(_Recurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, bidirectional, dropout,
                          dtype, seed)
 
+    def _cell_args(self):
+        return "rnn", self.nonlinearity, True, False
+
     def _kernel_forward(self, layer, d, x, h0, c0, lengths):
         w_ih, w_hh, b_ih, b_hh, _ = self._weights(layer, d, self._params)
         b = _bias_sum(b_ih, b_hh)
@@ -573,6 +582,9 @@ class GRU(_Recurrent):
         self._infix = "_zn" if self.simplified else ""
         super().__init__(input_size, hidden_size, num_layers, bias, bidirectional, dropout,
                          dtype, seed)
+
+    def _cell_args(self):
+        return "gru", "tanh", self.reset_after, self.simplified
 
     def _kernel_forward(self, layer, d, x, h0, c0, lengths):
         w_ih, w_hh, b_ih, b_hh, _ = self._weights(layer, d, self._params)

@@ -17,16 +17,6 @@ __all__ = ["Tagger"]
 
 _step = _core.models.tagger_step
 
-# The cell arguments of the one-call step, (kind, nonlinearity, reset_after, simplified),
-# read from the layer at every call (its attributes are public), by kind: a getattr with
-# a default for an attribute the cell lacks raises and catches an AttributeError inside
-# (callgrind, W_tiny's sizes: 2% of a GRU or LSTM forward call's instructions).
-_CELL_ARGS = {
-    "rnn": lambda layer: ("rnn", layer.nonlinearity, True, False),
-    "gru": lambda layer: ("gru", "tanh", layer.reset_after, layer.simplified),
-    "lstm": lambda layer: ("lstm", "tanh", True, False),
-}
-
 
 class Tagger:
     """Tags every step of a sequence: ``layer``, then a dense softmax head per step.
@@ -109,7 +99,6 @@ class Tagger:
         self._param_names = tuple(names[base] for base in layer._BASES)
         self._grad_names = tuple(["rnn." + n for n in self._param_names]
                                  + ["head.weight", "head.bias"])
-        self._cell_args = _CELL_ARGS[layer._kind]
 
     # -- parameters -------------------------------------------------------------------
 
@@ -219,7 +208,10 @@ class Tagger:
         if isinstance(lengths, (list, tuple)):
             lengths = np.asarray(lengths)
         try:
-            kind, nonlinearity, reset_after, simplified = self._cell_args(layer)
+            # the layer's own answer: a getattr with a default for each attribute would
+            # raise and catch an AttributeError inside for those the cell lacks
+            # (callgrind, W_tiny's sizes: 2% of a GRU or LSTM forward call)
+            kind, nonlinearity, reset_after, simplified = layer._cell_args()
             return _step(x, layer._params, self._param_names, self.head_weight, self.head_bias,
                          targets, lengths, kind, nonlinearity, reset_after, simplified,
                          grad_names)
