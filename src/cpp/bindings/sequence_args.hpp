@@ -58,7 +58,7 @@ inline std::vector<std::int64_t> lengths_arg(py::handle obj, ssize B, ssize T) {
   if (kind != 'i' && kind != 'u')
     throw py::type_error("lengths must have an integer dtype, got " + std::string(py::str(a.dtype())));
   require_shape(a, "lengths", {B}, "(B,)");
-  auto c = ensured(py::array_t<std::int64_t, py::array::c_style | py::array::forcecast | kNpyAligned>::ensure(a), a);
+  const auto c = int64_c(a);
   out.assign(c.data(), c.data() + B);
   for (ssize b = 0; b < B; ++b)
     if (out[size_t(b)] < 1 || out[size_t(b)] > T)
@@ -88,8 +88,7 @@ inline bool is_index_input(py::handle x) {
 inline std::vector<std::int64_t> index_input(py::handle x, SeqDims& d) {
   std::vector<std::int64_t> out;
   if (!is_index_input(x)) return out;
-  auto c = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(x);
-  if (!c) throw py::error_already_set();
+  const auto c = int64_c(py::reinterpret_borrow<py::array>(x));
   out.assign(c.data(), c.data() + d.T * d.B);
   for (size_t r = 0; r < out.size(); ++r)
     if (out[r] < 0 || out[r] >= d.D)
