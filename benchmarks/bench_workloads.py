@@ -262,7 +262,7 @@ def rnnx_variants(p, mode):
 
     def tagger_step(get_x):  # the whole step in one call: rnnx.Tagger on the same layer
         tagger = rnnx.Tagger(layer, p.w.n_y)
-        tagger.head_weight, tagger.head_bias = W, b
+        tagger.head_weight[...], tagger.head_bias[...] = W, b  # the same values, in its own arrays
         if mode != "train":
             return lambda: (tagger.loss(get_x(), targets), None, None)
 

@@ -429,3 +429,13 @@ def test_divergence_from_nan_weights_and_from_a_loss_limit():
     m = _model()
     r = m.fit(TEXT, steps=3, max_loss_factor=0.5, **FAST)  # log(V) / 2: at once
     assert r.stopped == "diverged" and "above 0.5 x log(V)" in r.message
+
+
+def test_parameters_are_aligned_after_init_and_load():
+    # the model's arrays start on a 64-byte boundary, as the kernels take them (no copy)
+    lm = rnnx.LanguageModel.from_text("abc ab", cell="gru", hidden_size=8, seed=0)
+    for name, p in lm.parameters().items():
+        assert p.ctypes.data % 64 == 0, name
+    lm.load_parameters({k: v.copy() for k, v in lm.parameters().items()})
+    for name, p in lm.parameters().items():
+        assert p.ctypes.data % 64 == 0, name

@@ -313,3 +313,62 @@ def test_docstring_examples():
 
     failed, attempted = doctest.testmod(rnnx.tagger)
     assert attempted > 0 and failed == 0
+
+
+def misaligned(a):
+    """A copy of `a` whose data start 8 bytes past a 64-byte boundary (still 8-aligned)."""
+    raw = np.empty(a.nbytes + 72, np.uint8)
+    start = (-raw.ctypes.data) % 64 + 8
+    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("cell_id", ["rnn-tanh", "gru", "lstm-peephole"])
+def test_parameters_are_aligned_and_misaligned_ones_give_the_same_bits(cell_id):
+    # The layer's and the head's own arrays start on a 64-byte boundary (the kernels would
+    # copy them at every call otherwise); arrays that do not still give the same bits.
+    tagger = make(cell_id, dtype=np.float32)
+    for name, p in tagger.parameters().items():
+        assert p.ctypes.data % 64 == 0 and p.flags.c_contiguous and p.flags.writeable, name
+    x, targets, lengths = batch(dtype=np.float32, lengths=True)
+    want = tagger.loss_and_grads(x, targets, lengths)
+    tagger.layer.load_state_dict({k: misaligned(v) for k, v in tagger.layer.state_dict().items()})
+    for name, p in tagger.layer.state_dict().items():  # load_state_dict copies, aligned
+        assert p.ctypes.data % 64 == 0, name
+    layer = tagger.layer
+    layer._params = {k: misaligned(v) for k, v in layer._params.items()}  # as a user could
+    tagger.head_weight = misaligned(tagger.head_weight)
+    tagger.head_bias = misaligned(tagger.head_bias)
+    for name, p in tagger.parameters().items():
+        assert p.ctypes.data % 64 == 8, name
+    got = tagger.loss_and_grads(misaligned(x), targets, lengths)
+    assert got[0] == want[0] and tagger.loss(x, targets, lengths) == want[0]
+    for k in want[1]:
+        np.testing.assert_array_equal(got[1][k], want[1][k], err_msg=k)
+
+
+def test_targets_in_any_integer_layout_give_the_same_bits():
+    # int64 targets that are C-contiguous and aligned are read in place; every other
+    # layout (other widths, byte order, strides, a misaligned start) is converted first
+    tagger = make("gru")
+    x, targets, lengths = batch(lengths=True)
+    want = tagger.loss_and_grads(x, targets, lengths)
+    raw = np.empty(targets.nbytes + 1, np.uint8)
+    unaligned = raw[1:].view(np.int64).reshape(targets.shape)
+    unaligned[...] = targets
+    assert not unaligned.flags.aligned
+    layouts = {"int32": targets.astype(np.int32), "uint8": targets.astype(np.uint8),
+               "big-endian": targets.astype(">i8"), "fortran": np.asfortranarray(targets),
+               "strided": np.repeat(targets, 2, axis=1)[:, ::2], "unaligned": unaligned}
+    for name, t in layouts.items():
+        got = tagger.loss_and_grads(x, t, lengths)
+        assert got[0] == want[0], name
+        for k in want[1]:
+            np.testing.assert_array_equal(got[1][k], want[1][k], err_msg=f"{name} {k}")
+        lens = lengths.astype(">i8") if name == "big-endian" else lengths.astype(t.dtype)
+        assert tagger.loss(x, t, lens) == want[0], name
+    ids = np.random.default_rng(5).integers(0, 3, (4, 3))
+    want_ids = tagger.loss(ids, targets)
+    assert tagger.loss(ids.astype(">i8"), targets) == want_ids
+    assert tagger.loss(np.asfortranarray(ids.astype(np.int32)), targets) == want_ids

@@ -23,6 +23,7 @@ import os
 import numpy as np
 
 from . import kernels as _kernels
+from ._aligned import aligned_copy
 
 _core = _kernels._k  # the compiled kernels (the fast path of backward, see _Saved)
 
@@ -177,7 +178,7 @@ class _Recurrent:
                     shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
                 for base, shape in shapes.items():
                     self._params[self._name(base, layer, d)] = \
-                        self._rng.uniform(-k, k, size=shape).astype(dtype)
+                        aligned_copy(self._rng.uniform(-k, k, size=shape), dtype)
 
     # -- parameters ---------------------------------------------------------------------
 
@@ -251,7 +252,7 @@ class _Recurrent:
                 raise ValueError(f"state_dict[{key!r}] must have shape {old.shape}, got {value.shape}")
             if value.dtype.kind not in "fiu":
                 raise TypeError(f"state_dict[{key!r}] must be numeric, got {value.dtype}")
-            value = np.array(value, dtype=self.dtype, copy=True)
+            value = aligned_copy(value, self.dtype)
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"state_dict[{key!r}] contains NaN or infinity")
             new[key] = value
@@ -647,8 +648,8 @@ class LSTM(_Recurrent):
             k = 1.0 / np.sqrt(self.hidden_size)
             for layer in range(self.num_layers):
                 for d in range(self._directions):
-                    self._params[self._name("weight_peephole", layer, d)] = self._rng.uniform(
-                        -k, k, size=3 * self.hidden_size).astype(self.dtype)
+                    self._params[self._name("weight_peephole", layer, d)] = aligned_copy(
+                        self._rng.uniform(-k, k, size=3 * self.hidden_size), self.dtype)
         if not isinstance(forget_bias, numbers.Real) or not np.isfinite(forget_bias):
             raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
         self.forget_bias = float(forget_bias)

@@ -25,6 +25,7 @@ import numbers
 import numpy as np
 
 from . import checkpoint as _ckpt
+from ._aligned import aligned_copy
 from . import heads as _heads
 from . import sampling as _sampling
 from .layers import GRU, LSTM, RNN
@@ -101,10 +102,10 @@ class LanguageModel:
         self.dropout, self.dtype, self.seed = float(dropout), dtype, seed
         self.rng = np.random.default_rng(seed)
         V = len(vocab)
-        self.embedding = self.rng.standard_normal((V, E)).astype(dtype)
+        self.embedding = aligned_copy(self.rng.standard_normal((V, E)), dtype)
         k = 1.0 / np.sqrt(H)
-        self.decoder_weight = self.rng.uniform(-k, k, (V, H)).astype(dtype)
-        self.decoder_bias = np.zeros(V, dtype)
+        self.decoder_weight = aligned_copy(self.rng.uniform(-k, k, (V, H)), dtype)
+        self.decoder_bias = aligned_copy(np.zeros(V), dtype)
         layer_seed = int(self.rng.integers(2 ** 63))
         self.rnn = CELLS[cell](E, H, num_layers=L, dropout=self.dropout, dtype=dtype,
                                seed=layer_seed)
@@ -153,9 +154,9 @@ class LanguageModel:
             if np.shape(params[k]) != v.shape:
                 raise ValueError(f"parameter {k!r} must have shape {v.shape}, "
                                  f"got {np.shape(params[k])}")
-        self.embedding = np.array(params["embedding.weight"], dtype=self.dtype)
-        self.decoder_weight = np.array(params["decoder.weight"], dtype=self.dtype)
-        self.decoder_bias = np.array(params["decoder.bias"], dtype=self.dtype)
+        self.embedding = aligned_copy(params["embedding.weight"], self.dtype)
+        self.decoder_weight = aligned_copy(params["decoder.weight"], self.dtype)
+        self.decoder_bias = aligned_copy(params["decoder.bias"], self.dtype)
         self.rnn.load_state_dict({k[4:]: params[k] for k in mine if k.startswith("rnn.")})
 
     @property

@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from . import heads as _heads
+from ._aligned import aligned_copy, aligned_empty
 from ._loader import core as _core
 from .layers import GRU, LSTM, RNN
 
@@ -89,8 +90,12 @@ class Tagger:
         F = layer.hidden_size * (2 if layer.bidirectional else 1)
         k = 1.0 / np.sqrt(F)
         rng = np.random.default_rng(seed)
-        self.head_weight = rng.uniform(-k, k, (self.num_classes, F)).astype(layer.dtype)
-        self.head_bias = np.zeros(self.num_classes, layer.dtype) if bias else None
+        # aligned as the kernels take them: no copy per call (rnnx._aligned)
+        self.head_weight = aligned_copy(rng.uniform(-k, k, (self.num_classes, F)), layer.dtype)
+        self.head_bias = None
+        if bias:
+            self.head_bias = aligned_empty(self.num_classes, layer.dtype)
+            self.head_bias[...] = 0
         # The one-call path: the layer's parameter names (w_ih, w_hh, b_ih, b_hh,
         # peephole), and the keys of the gradients it returns (dw_ih, dw_hh, db_ih, db_hh,
         # dpeephole, dhead_w, dhead_b; the absent ones left out).
