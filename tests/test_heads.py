@@ -749,3 +749,37 @@ def test_dense_backward_bias_present_takes_only_bools():
     got = heads.dense_backward(**dict(args, bias_present=np.True_))
     assert all(np.array_equal(g, w) for g, w in zip(got, want))
     assert heads.dense_backward(**dict(args, bias_present=np.False_))[2] is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES.keys())
+@pytest.mark.parametrize("classes", [1, 2])
+def test_rows_of_a_fixed_small_width_give_the_general_paths_bits(classes, dtype):
+    # Rows of 1 to 3 classes take loops of a fixed count. Padded with classes whose exp
+    # underflows to 0 (every max, sum and product then the same) the rows take the
+    # general path, and give the same bits.
+    rng = np.random.default_rng(classes)
+    R, pad = 37, 3
+    logits = (rng.standard_normal((R, classes)) * 3).astype(dtype)
+    wide = np.concatenate([logits, np.full((R, pad), -1e30, dtype)], axis=1)
+    targets = rng.integers(0, classes, R)
+    for m in (None, rng.random(R) < 0.8):
+        loss, probs = heads.softmax_cross_entropy(logits, targets, m)
+        wide_loss, wide_probs = heads.softmax_cross_entropy(wide, targets, m)
+        assert loss == wide_loss
+        np.testing.assert_array_equal(probs, wide_probs[:, :classes])
+        assert not wide_probs[:, classes:].any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES.keys())
+@pytest.mark.parametrize("classes", [1, 2, 3])
+def test_fused_head_is_the_unfused_composition_at_fixed_small_widths(classes, dtype):
+    rng = np.random.default_rng(classes + 10)
+    R = 45
+    x, w = rand(rng, (R, F), dtype), rand(rng, (classes, F), dtype)
+    b = rand(rng, (classes,), dtype)
+    targets = rng.integers(0, classes, R)
+    for m in (None, rng.random(R) < 0.7):
+        got = heads.dense_softmax_cross_entropy(x, w, b, targets, m)
+        want = unfused(x, w, b, targets, m)
+        for name, g, u in zip(("loss", "dx", "dweight", "dbias"), got, want):
+            assert np.asarray(g).tobytes() == np.asarray(u).tobytes(), name
