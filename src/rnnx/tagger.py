@@ -141,8 +141,15 @@ class Tagger:
             For a bad ``x``, ``targets`` or ``lengths`` (naming it), or parameters of the
             wrong dtype or shape.
         """
-        if self._fused:
-            return self._call(x, targets, lengths, self._grad_names)
+        if self._fused:  # the one call, made here: no Python frame between this and the core
+            layer = self.layer
+            try:
+                kind, nonlinearity, reset_after, simplified = layer._cell_args()
+                return _step(x, layer._params, self._param_names, self.head_weight,
+                             self.head_bias, targets, lengths, kind, nonlinearity,
+                             reset_after, simplified, self._grad_names)
+            except (TypeError, ValueError) as e:
+                return self._call(x, targets, lengths, self._grad_names, e)
         x, targets, lengths, mask = self._checked(x, targets, lengths)
         self._check_head()
         try:
@@ -162,8 +169,15 @@ class Tagger:
     def loss(self, x, targets, lengths=None):
         """The summed cross-entropy of one batch (no gradients, no dropout); arguments
         as :meth:`loss_and_grads`."""
-        if self._fused:
-            return self._call(x, targets, lengths, None)
+        if self._fused:  # as in loss_and_grads
+            layer = self.layer
+            try:
+                kind, nonlinearity, reset_after, simplified = layer._cell_args()
+                return _step(x, layer._params, self._param_names, self.head_weight,
+                             self.head_bias, targets, lengths, kind, nonlinearity,
+                             reset_after, simplified, None)
+            except (TypeError, ValueError) as e:
+                return self._call(x, targets, lengths, None, e)
         x, targets, lengths, mask = self._checked(x, targets, lengths)
         self._check_head()
         try:
@@ -205,26 +219,19 @@ class Tagger:
             self.layer.train(was)
         return _heads.dense_forward(y, self.head_weight, self.head_bias)
 
-    def _call(self, x, targets, lengths, grad_names):
-        """The one-call step: the loss, or with grad_names (loss, grads dict keyed by them).
-        The core looks up the layer's parameters by name and builds the dict (no Python
-        loop per call). On a refusal, the checks below word the error."""
-        layer = self.layer
+    def _call(self, x, targets, lengths, grad_names, error):
+        """After the one call refused with `error`: lengths given as a list or tuple are
+        taken as an array (the call again), any other refusal is raised in the model's
+        words (the checks below name the argument). loss and loss_and_grads make the call
+        themselves (no Python frame between them and the core, whose lookup of the
+        layer's parameters by name and dict of gradients save a Python loop per call)."""
         if isinstance(lengths, (list, tuple)):
-            lengths = np.asarray(lengths)
-        try:
-            # the layer's own answer: a getattr with a default for each attribute would
-            # raise and catch an AttributeError inside for those the cell lacks
-            # (callgrind, W_tiny's sizes: 2% of a GRU or LSTM forward call)
-            kind, nonlinearity, reset_after, simplified = layer._cell_args()
-            return _step(x, layer._params, self._param_names, self.head_weight, self.head_bias,
-                         targets, lengths, kind, nonlinearity, reset_after, simplified,
-                         grad_names)
-        except (TypeError, ValueError) as e:
-            self._checked(x, targets, lengths)
-            self._check_head()
-            self._reword(e)
-            raise
+            again = self.loss if grad_names is None else self.loss_and_grads
+            return again(x, targets, np.asarray(lengths))
+        self._checked(x, targets, lengths)
+        self._check_head()
+        self._reword(error)
+        raise error
 
     def _reword(self, e):
         """Raise the error `e` of a kernel in the model's words, where they differ."""
