@@ -76,7 +76,7 @@ py::object m_tagger_step(py::handle x, py::handle w_ih, py::handle w_hh, py::han
     return py::float_(double(loss));
   }
   // Every output allocated with the GIL held; absent ones are None.
-  auto opt = [](bool present, const Shape& shape, S** ptr) -> py::object {
+  auto opt = [](bool present, std::initializer_list<ssize> shape, S** ptr) -> py::object {
     if (!present) return py::none();
     auto a = empty<S>(shape);
     *ptr = a.mutable_data();
