@@ -243,6 +243,21 @@ class ReleaseGilFor {
   std::optional<py::gil_scoped_release> release_;
 };
 
+// The owner of an aligned block given to NumPy arrays: a plain capsule whose destructor
+// hands the block back (pybind11's capsule with a C++ destructor keeps and checks more
+// state: about 550 instructions per array made and freed, against 150 here).
+inline void release_owned_block(PyObject* capsule) {
+  aligned_release(PyCapsule_GetPointer(capsule, nullptr));
+}
+inline py::object owner_of(void* block) {
+  PyObject* capsule = PyCapsule_New(block, nullptr, release_owned_block);
+  if (!capsule) {
+    aligned_release(block);
+    throw py::error_already_set();
+  }
+  return py::reinterpret_steal<py::object>(capsule);
+}
+
 // The number of elements of a shape; AllocationTooLarge when it overflows (the sizes can
 // come from zero-stride views or from ints the caller passed, not only from real arrays).
 inline size_t checked_elements(const py::ssize_t* dims, int ndim) {
@@ -267,7 +282,7 @@ py::array_t<S> empty_dims(const py::ssize_t* dims, int ndim) {
   const size_t n = checked_elements(dims, ndim);
   checked_bytes(n, sizeof(S));
   S* data = AlignedAllocator<S>().allocate(n);
-  py::capsule owner(data, [](void* p) { aligned_release(p); });  // frees data on a throw
+  py::object owner = owner_of(data);  // frees data on a throw
   auto& api = py::detail::npy_api::get();
   PyObject* array = api.PyArray_NewFromDescr_(  // takes the descriptor's reference
       api.PyArray_Type_, py::dtype::of<S>().release().ptr(), ndim,
@@ -301,7 +316,7 @@ template <typename S>
 Strided<S> empty_strided(const Shape& shape, const Shape& elem_strides, py::ssize_t n) {
   checked_bytes(size_t(n), sizeof(S));
   S* data = AlignedAllocator<S>().allocate(size_t(n));
-  py::capsule owner(data, [](void* p) { aligned_release(p); });
+  py::object owner = owner_of(data);
   Shape bytes(elem_strides.size());
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = elem_strides[i] * py::ssize_t(sizeof(S));
   return {py::array(py::dtype::of<S>(), shape, bytes, data, owner), data};

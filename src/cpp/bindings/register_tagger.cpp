@@ -98,7 +98,10 @@ py::object m_tagger_step(py::handle x, py::handle w_ih, py::handle w_hh, py::han
   const py::object grads[7] = {dwih, dwhh, dbih, dbhh, dpp, dhw, dhb};
   py::dict out;
   for (size_t i = 0; i < 7; ++i)
-    if (!grads[i].is_none()) out[PyTuple_GET_ITEM(grad_names.ptr(), Py_ssize_t(i))] = grads[i];
+    if (!grads[i].is_none() &&
+        PyDict_SetItem(out.ptr(), PyTuple_GET_ITEM(grad_names.ptr(), Py_ssize_t(i)),
+                       grads[i].ptr()) != 0)
+      throw py::error_already_set();
   return py::make_tuple(double(loss), std::move(out));
 }
 
