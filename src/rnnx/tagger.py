@@ -40,6 +40,9 @@ class Tagger:
     layer : the recurrent layer (its parameters are its own, see ``layer.state_dict()``)
     head_weight : ndarray of shape (C, F)
     head_bias : ndarray of shape (C,), or None
+        The head's arrays (and the layer's) start on a 64-byte boundary, as the kernels
+        take them. An array assigned in their place works too (it is copied at each call);
+        to set values, write into them (``tagger.head_weight[...] = w``).
 
     Notes
     -----
