@@ -436,6 +436,15 @@ def test_parameters_are_aligned_after_init_and_load():
     lm = rnnx.LanguageModel.from_text("abc ab", cell="gru", hidden_size=8, seed=0)
     for name, p in lm.parameters().items():
         assert p.ctypes.data % 64 == 0, name
-    lm.load_parameters({k: v.copy() for k, v in lm.parameters().items()})
+    lm.load_parameters({k: misaligned(v) for k, v in lm.parameters().items()})
     for name, p in lm.parameters().items():
         assert p.ctypes.data % 64 == 0, name
+
+
+def misaligned(a):
+    """A copy of `a` whose data start 8 bytes past a 64-byte boundary."""
+    raw = np.empty(a.nbytes + 72, np.uint8)
+    start = (-raw.ctypes.data) % 64 + 8
+    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out

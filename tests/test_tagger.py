@@ -337,7 +337,7 @@ def test_parameters_are_aligned_and_misaligned_ones_give_the_same_bits(cell_id):
     for name, p in tagger.layer.state_dict().items():  # load_state_dict copies, aligned
         assert p.ctypes.data % 64 == 0, name
     layer = tagger.layer
-    layer._params = {k: misaligned(v) for k, v in layer._params.items()}  # as a user could
+    layer._params = {k: misaligned(v) for k, v in layer._params.items()}  # set directly
     tagger.head_weight = misaligned(tagger.head_weight)
     tagger.head_bias = misaligned(tagger.head_bias)
     for name, p in tagger.parameters().items():

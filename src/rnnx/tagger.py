@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from . import heads as _heads
-from ._aligned import aligned_copy, aligned_empty
+from ._aligned import aligned_copy
 from ._loader import core as _core
 from .layers import GRU, LSTM, RNN
 
@@ -40,9 +40,6 @@ class Tagger:
     layer : the recurrent layer (its parameters are its own, see ``layer.state_dict()``)
     head_weight : ndarray of shape (C, F)
     head_bias : ndarray of shape (C,), or None
-        The head's arrays (and the layer's) start on a 64-byte boundary, as the kernels
-        take them. An array assigned in their place works too (it is copied at each call);
-        to set values, write into them (``tagger.head_weight[...] = w``).
 
     Notes
     -----
@@ -52,6 +49,11 @@ class Tagger:
         y = layer(x)                               (T, B, F), from a zero state
         logits = y head_weightᵀ + head_bias        (T, B, C)
         loss = Σ_{t, b : t < lengths[b]} -log softmax(logits[t, b])[targets[t, b]]
+
+    The head's arrays, as the layer's, start on a 64-byte boundary, where the kernels
+    read them in place. An array assigned in their place works as well, but unless it is
+    C-contiguous and 64-byte aligned it is copied at every call: to set values, write
+    into the arrays (``tagger.head_weight[...] = w``).
 
     The loss is a sum over the valid steps (divide by their number for a mean), as
     :func:`rnnx.heads.softmax_cross_entropy`'s. Targets of padded steps are not read.
@@ -95,10 +97,7 @@ class Tagger:
         rng = np.random.default_rng(seed)
         # aligned as the kernels take them: no copy per call (rnnx._aligned)
         self.head_weight = aligned_copy(rng.uniform(-k, k, (self.num_classes, F)), layer.dtype)
-        self.head_bias = None
-        if bias:
-            self.head_bias = aligned_empty(self.num_classes, layer.dtype)
-            self.head_bias[...] = 0
+        self.head_bias = aligned_copy(np.zeros(self.num_classes), layer.dtype) if bias else None
         # The one-call path: the layer's parameter names (w_ih, w_hh, b_ih, b_hh,
         # peephole), and the keys of the gradients it returns (dw_ih, dw_hh, db_ih, db_hh,
         # dpeephole, dhead_w, dhead_b; the absent ones left out).
@@ -144,7 +143,9 @@ class Tagger:
             For a bad ``x``, ``targets`` or ``lengths`` (naming it), or parameters of the
             wrong dtype or shape.
         """
-        if self._fused:  # the one call, made here: no Python frame between this and the core
+        if self._fused:
+            # The one call, made here and in loss (the same lines: a shared helper would be
+            # a Python frame more per call, 5% of a call at W_tiny's sizes, callgrind).
             layer = self.layer
             try:
                 kind, nonlinearity, reset_after, simplified = layer._cell_args()
@@ -152,7 +153,8 @@ class Tagger:
                              self.head_bias, targets, lengths, kind, nonlinearity,
                              reset_after, simplified, self._grad_names)
             except (TypeError, ValueError) as e:
-                return self._call(x, targets, lengths, self._grad_names, e)
+                error = e
+            return self._refused(x, targets, lengths, self._grad_names, error)
         x, targets, lengths, mask = self._checked(x, targets, lengths)
         self._check_head()
         try:
@@ -172,7 +174,7 @@ class Tagger:
     def loss(self, x, targets, lengths=None):
         """The summed cross-entropy of one batch (no gradients, no dropout); arguments
         as :meth:`loss_and_grads`."""
-        if self._fused:  # as in loss_and_grads
+        if self._fused:  # the one call, as in loss_and_grads
             layer = self.layer
             try:
                 kind, nonlinearity, reset_after, simplified = layer._cell_args()
@@ -180,7 +182,8 @@ class Tagger:
                              self.head_bias, targets, lengths, kind, nonlinearity,
                              reset_after, simplified, None)
             except (TypeError, ValueError) as e:
-                return self._call(x, targets, lengths, None, e)
+                error = e
+            return self._refused(x, targets, lengths, None, error)
         x, targets, lengths, mask = self._checked(x, targets, lengths)
         self._check_head()
         try:
@@ -222,12 +225,13 @@ class Tagger:
             self.layer.train(was)
         return _heads.dense_forward(y, self.head_weight, self.head_bias)
 
-    def _call(self, x, targets, lengths, grad_names, error):
-        """After the one call refused with `error`: lengths given as a list or tuple are
-        taken as an array (the call again), any other refusal is raised in the model's
-        words (the checks below name the argument). loss and loss_and_grads make the call
-        themselves (no Python frame between them and the core, whose lookup of the
-        layer's parameters by name and dict of gradients save a Python loop per call)."""
+    def _refused(self, x, targets, lengths, grad_names, error):
+        """After the one call (``_core.models.tagger_step``, which looks up the layer's
+        parameters by name and builds the gradients' dict itself) refused with `error`:
+        lengths given as a list or tuple are taken as an array and the call made again;
+        any other refusal is raised in the model's words (the checks below name the
+        argument). Called outside the except clause, so the first refusal is not chained
+        to what is raised here."""
         if isinstance(lengths, (list, tuple)):
             again = self.loss if grad_names is None else self.loss_and_grads
             return again(x, targets, np.asarray(lengths))

@@ -177,7 +177,7 @@ py::array element_strided(py::array a) {
 inline py::array_t<std::int64_t> int64_c(const py::array& a) {
   const py::dtype dt = a.dtype();
   constexpr int want = py::array::c_style | kNpyAligned;
-  if (dt.kind() == 'i' && dt.itemsize() == 8 && dt.byteorder() != '>' &&
+  if (dt.kind() == 'i' && dt.itemsize() == 8 && dt.byteorder() == '=' &&  // native order
       (a.flags() & want) == want)
     return py::reinterpret_borrow<py::array_t<std::int64_t>>(a);
   return ensured(py::array_t<std::int64_t, py::array::c_style | py::array::forcecast | kNpyAligned>::ensure(a), a);
