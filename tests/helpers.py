@@ -177,3 +177,13 @@ def run_python(code, timeout=60, **env):
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=environ
     )
+
+
+def misaligned(a):
+    """A copy of `a` whose data start 8 bytes past a 64-byte boundary (still 8-aligned):
+    an input the bindings must copy before the kernels read it."""
+    raw = np.empty(a.nbytes + 72, np.uint8)
+    start = (-raw.ctypes.data) % 64 + 8
+    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out

@@ -2,12 +2,17 @@
 
 import io
 import math
+import pathlib
+import sys
 
 import numpy as np
 import pytest
 
 import rnnx
 from rnnx import optim, sampling
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from helpers import misaligned  # noqa: E402
 from rnnx.reference import heads as ref_heads
 from rnnx.reference import kernels as ref_kernels
 from rnnx.text import EOS, UNK, Batches, Vocabulary, detokenize, split_ids, tokenize
@@ -440,11 +445,3 @@ def test_parameters_are_aligned_after_init_and_load():
     for name, p in lm.parameters().items():
         assert p.ctypes.data % 64 == 0, name
 
-
-def misaligned(a):
-    """A copy of `a` whose data start 8 bytes past a 64-byte boundary."""
-    raw = np.empty(a.nbytes + 72, np.uint8)
-    start = (-raw.ctypes.data) % 64 + 8
-    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out

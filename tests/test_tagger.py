@@ -1,11 +1,17 @@
 """rnnx.Tagger: the one-call training step against the composed calls (bit for bit), against
 central differences, across threads, and its refusals."""
 
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 
 import rnnx
 from rnnx import heads
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from helpers import misaligned  # noqa: E402
 
 # (cell, constructor keyword arguments)
 CELLS = {
@@ -314,14 +320,6 @@ def test_docstring_examples():
     failed, attempted = doctest.testmod(rnnx.tagger)
     assert attempted > 0 and failed == 0
 
-
-def misaligned(a):
-    """A copy of `a` whose data start 8 bytes past a 64-byte boundary (still 8-aligned)."""
-    raw = np.empty(a.nbytes + 72, np.uint8)
-    start = (-raw.ctypes.data) % 64 + 8
-    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 @pytest.mark.parametrize("cell_id", ["rnn-tanh", "gru", "lstm-peephole"])
