@@ -245,7 +245,8 @@ class ReleaseGilFor {
 
 // The owner of an aligned block given to NumPy arrays: a plain capsule whose destructor
 // hands the block back (pybind11's capsule with a C++ destructor keeps and checks more
-// state: about 550 instructions per array made and freed, against 150 here).
+// state: about 570 instructions per array made and freed; the plain one took 1,450 off a
+// W_tiny Tagger training call with its six gradients, callgrind).
 inline void release_owned_block(PyObject* capsule) {
   aligned_release(PyCapsule_GetPointer(capsule, nullptr));
 }
