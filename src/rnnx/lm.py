@@ -25,9 +25,9 @@ import numbers
 import numpy as np
 
 from . import checkpoint as _ckpt
-from ._aligned import aligned_copy
 from . import heads as _heads
 from . import sampling as _sampling
+from ._aligned import aligned_copy
 from .layers import GRU, LSTM, RNN
 from .text import EOS, LEVELS, Vocabulary, detokenize, tokenize
 

@@ -89,10 +89,10 @@ S row_sum(const S* p, Index n) {
 
 // Rows of a small fixed width (a tag set of 2 at W_tiny): with_width calls
 // f(std::integral_constant<Index, W>) with W = V for V = 1, 2, 3, else W = 0 (the width
-// read at run time), and the row functions below take W as their width: loops of a
-// fixed count, unrolled, without the per-row set-up (the softmax of 40 rows of 2 took 7,200
-// instructions, callgrind). Below a packet they are the plain loops that row_max,
-// row_sum and row_scale run there, so the same operations in the same order: the same bits.
+// read at run time). The row passes then take their width as fixed<W>(V): a constant the
+// compiler folds into row_max, row_sum and row_scale (the same functions, so the same
+// bits), whose short-row loops then run unrolled, without the per-row set-up (the softmax
+// of 40 rows of 2 took 7,200 instructions, callgrind).
 template <typename F>
 void with_width(Index V, F&& f) {
   switch (V) {
@@ -102,42 +102,9 @@ void with_width(Index V, F&& f) {
     default: return f(std::integral_constant<Index, 0>{});
   }
 }
-template <typename S, Index W>
-constexpr bool kFixedRow = W > 0 && W < kLanes<S>;
-
-template <typename S, Index W>
-S row_max_w(const S* l, Index n) {
-  if constexpr (!kFixedRow<S, W>) {
-    return row_max(l, n);
-  } else {
-    S m = l[0];
-    for (Index j = 1; j < W; ++j) m = std::max(m, l[j]);
-    return m;
-  }
-}
-template <typename S, Index W>
-S row_sum_w(const S* p, Index n) {
-  if constexpr (!kFixedRow<S, W>) {
-    return row_sum(p, n);
-  } else {
-    S s = S(0);
-    for (Index j = 0; j < W; ++j) s += p[j];
-    return s;
-  }
-}
-template <typename S, Index W>
-void row_scale_w(S* p, Index n, S f) {
-  if constexpr (!kFixedRow<S, W>) {
-    row_scale(p, n, f);
-  } else {
-    for (Index j = 0; j < W; ++j) p[j] *= f;
-  }
-}
-// z = l - m over a row (W values, or n when W = 0)
-template <typename S, Index W>
-void row_shift_w(const S* l, S m, S* z, Index n) {
-  const Index c = W ? W : n;
-  for (Index j = 0; j < c; ++j) z[j] = l[j] - m;
+template <Index W>
+constexpr Index fixed(Index V) {
+  return W ? W : V;
 }
 }  // namespace
 
@@ -247,15 +214,15 @@ void softmax_cross_entropy_forward(Index R, Index V, const S* logits,
       const Index r0 = k * per, r1 = std::min(R, r0 + per);
       for (Index r = r0; r < r1; ++r) {
         const S* l = logits + r * V;
-        const S m = row_max_w<S, W>(l, V);
+        const S m = row_max(l, fixed<W>(V));
         row_loss[size_t(r)] = m;
-        row_shift_w<S, W>(l, m, probs + r * V, V);
+        for (Index j = 0; j < fixed<W>(V); ++j) probs[r * V + j] = l[j] - m;
       }
       apply(ExpShifted<S>{S(0)}, probs + r0 * V, probs + r0 * V, (r1 - r0) * V);
       for (Index r = r0; r < r1; ++r) {
         S* p = probs + r * V;
-        const S s = row_sum_w<S, W>(p, V);  // >= 1: the maximum contributes exp(0) = 1
-        row_scale_w<S, W>(p, V, S(1) / s);  // (a vector division costs as much as the exp)
+        const S s = row_sum(p, fixed<W>(V));  // >= 1: the maximum contributes exp(0) = 1
+        row_scale(p, fixed<W>(V), S(1) / s);  // (a vector division costs as much as the exp)
         if (!mask || mask[r])
           row_loss[size_t(r)] = std::log(s) - (logits[r * V + targets[r]] - row_loss[size_t(r)]);
       }
@@ -393,23 +360,23 @@ void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S*
       // the row maxima: kept in row_loss until each row's loss is taken
       for (Index r = r0; r < r1; ++r) {  // z = l - m into probs
         const S* l = logits + r * O;
-        const S mr = row_max_w<S, W>(l, O);
+        const S mr = row_max(l, fixed<W>(O));
         row_loss[size_t(r)] = mr;
-        row_shift_w<S, W>(l, mr, probs + r * O, O);
+        for (Index j = 0; j < fixed<W>(O); ++j) probs[r * O + j] = l[j] - mr;
       }
       apply(exp0, probs + r0 * O, probs + r0 * O, (r1 - r0) * O);  // exp(z - 0) = exp(z)
       for (Index r = r0; r < r1; ++r) {
         const S* l = logits + r * O;
         S* p = probs + r * O;
-        const S s = row_sum_w<S, W>(p, O);
-        row_scale_w<S, W>(p, O, S(1) / s);
+        const S s = row_sum(p, fixed<W>(O));
+        row_scale(p, fixed<W>(O), S(1) / s);
         S* d = logits + r * O;  // l is not read again once the loss is taken
         if (mask && !mask[r]) {
           std::fill_n(d, O, S(0));
           continue;
         }
         row_loss[size_t(r)] = std::log(s) - (l[targets[r]] - row_loss[size_t(r)]);
-        for (Index j = 0; j < (W ? W : O); ++j) d[j] = p[j];
+        for (Index j = 0; j < fixed<W>(O); ++j) d[j] = p[j];
         d[targets[r]] -= S(1);
       }
     }, worth_parallel(double(per) * O * 8));

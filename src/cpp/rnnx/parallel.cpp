@@ -49,15 +49,9 @@ class Pool {
   }
 
   void run(Index n, TaskRef task, bool parallel, bool reverse) {
-    auto inline_all = [&] {
-      if (reverse)
-        for (Index i = n - 1; i >= 0; --i) task(i);
-      else
-        for (Index i = 0; i < n; ++i) task(i);
-    };
-    if (n <= 1 || !parallel || threads_ == 1) return inline_all();
+    if (n <= 1 || !parallel || threads_ == 1) return run_inline(n, task, reverse);
     std::unique_lock<std::mutex> run(run_mutex_, std::try_to_lock);
-    if (!run.owns_lock()) return inline_all();  // nested, or another thread's region
+    if (!run.owns_lock()) return run_inline(n, task, reverse);  // nested, or another caller
     start_workers();
     const int used = int(std::min<Index>(threads_, n));
     task_ = &task;

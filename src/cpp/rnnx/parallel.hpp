@@ -58,14 +58,15 @@ void parallel_for_ref(Index n, TaskRef task, bool parallel, bool reverse);
 // W_tiny Tagger call opens about 9 such regions forward, more in training: 1-2% of its
 // instructions, callgrind).
 template <typename F>
+void run_inline(Index n, F& task, bool reverse) {  // task(0..n-1), or n-1 down to 0
+  if (reverse)
+    for (Index i = n - 1; i >= 0; --i) task(i);
+  else
+    for (Index i = 0; i < n; ++i) task(i);
+}
+template <typename F>
 void parallel_for(Index n, F&& task, bool parallel = true, bool reverse = false) {
-  if (n <= 1 || !parallel) {
-    if (reverse)
-      for (Index i = n - 1; i >= 0; --i) task(i);
-    else
-      for (Index i = 0; i < n; ++i) task(i);
-    return;
-  }
+  if (n <= 1 || !parallel) return run_inline(n, task, reverse);
   parallel_for_ref(n, TaskRef(task), parallel, reverse);
 }
 
