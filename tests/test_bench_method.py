@@ -102,3 +102,45 @@ def test_time_config_rotation_pauses_and_scopes(monkeypatch):
     assert pauses == [0.1, 0.1, 0.25, 0.1] * 2
     assert len(infos["rnnx"]["samples_s"]) == len(infos[bw.ONE_THREAD]["samples_s"]) == 2
     assert set(outs) == set(builders)
+
+
+def test_long_calls_choose_their_variant_by_warm_calls_and_one_thread_follows(monkeypatch):
+    """A variant whose first (cold) call is slow but whose warm calls are the fastest is
+    the one kept; the one-thread time runs the variant chosen for rnnx, and only it."""
+    import time
+    from types import SimpleNamespace
+
+    log = []
+    warm_s = {"cold-fast": 0.02, "cold-slow": 0.01}
+
+    def variants(impl):
+        def make(name):
+            first = [True]
+
+            def fn():
+                log.append((impl, name))
+                if name == "cold-slow" and first[0]:
+                    time.sleep(0.02)  # the first call only
+                first[0] = False
+                return (1.0, None, None)
+            fn.variant = name
+            return fn
+        return lambda: {name: make(name) for name in warm_s}
+
+    def per_call(fn, n, pause=0.0):
+        fn()
+        return warm_s[fn.variant]
+
+    monkeypatch.setattr(bw._common, "per_call", per_call)
+    # block 0: every call counts as a long one (its first call is the warm-up)
+    opts = SimpleNamespace(max_call=30.0, block=0.0, quick=False, budget=0.0,
+                           min_rounds=2, max_rounds=2)
+    builders = {"rnnx": variants("rnnx"), bw.ONE_THREAD: variants(bw.ONE_THREAD)}
+    infos, _ = bw.time_config(builders, opts, 0.0, 1.0, None, None, {bw.ONE_THREAD: "rnnx"})
+    assert infos["rnnx"]["input_path"] == "cold-slow"
+    assert infos["rnnx"]["variants_s"]["cold-slow"] == 0.01  # the best warm call
+    assert infos["rnnx"]["median_s"] == 0.01
+    assert infos[bw.ONE_THREAD]["input_path"] == "cold-slow"
+    assert {name for impl, name in log if impl == bw.ONE_THREAD} == {"cold-slow"}
+    # rnnx: a first call of each, then VARIANT_ROUNDS warm calls of each, then the rounds
+    assert sum(1 for impl, _ in log if impl == "rnnx") == 2 * (1 + bw.VARIANT_ROUNDS) + 2
