@@ -19,9 +19,10 @@ The model of every workload, the same in the three implementations::
 * rnnx: ``rnnx.RNN/GRU/LSTM`` + ``rnnx.heads`` (the head's four calls, or its fused
   one), and ``rnnx.Tagger`` on the same layer (the whole step in one C++ call); the
   fastest is kept and named in the notes (by calibration's warm calls, or for calls of
-  a block or longer by the best of 2 warm calls each, the variants taking turns). Index input goes to the layer as ids where
-  the layer takes integer input (a column gather), else as one-hot floats made inside
-  the step; the JSON records which (``input_path``).
+  a block or longer by the best of 2 warm calls each, the variants taking turns). Index
+  input goes to the layer as ids where the layer takes integer input (a column
+  gather), else as one-hot floats made inside the step; the JSON records which
+  (``input_path``).
 * NumPy: ``rnnx.reference.kernels`` + ``rnnx.reference.heads`` (one-hot input made
   inside the step). Skipped where one call would take longer than ``--max-call``.
 * PyTorch (when importable): ``nn.RNN/GRU/LSTM`` + ``nn.Linear`` +
