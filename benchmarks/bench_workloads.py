@@ -74,9 +74,9 @@ same rounds: a child with more than one thread also times rnnx on one thread
 times see the machine in the same state; the scaling is the median over rounds of the
 ratio of the two blocks, both of the variant chosen for the multi-thread time (one code
 path). Measured across the two children instead (minutes apart) it swung from 0.95x to
-2.1x between runs on this machine (its host has two speeds about 1.5x apart); that ratio is kept in the JSON as ``thread_scaling_across``, and the
-scaling target falls back to it where a row has no same-round measurement (JSON written
-before this method). The first call on one thread must give rnnx's results bit for bit
+2.1x between runs on this machine (its host has two speeds about 1.5x apart); that
+ratio is kept in the JSON as ``thread_scaling_across``, and the scaling target falls
+back to it where a row has no same-round measurement (JSON written before this method). The first call on one thread must give rnnx's results bit for bit
 (checked). After each one-thread block the thread count is restored and the pool's
 workers started by an untimed call, so the next multi-thread block does not start them.
 
