@@ -76,9 +76,10 @@ ratio of the two blocks, both of the variant chosen for the multi-thread time (o
 path). Measured across the two children instead (minutes apart) it swung from 0.95x to
 2.1x between runs on this machine (its host has two speeds about 1.5x apart); that
 ratio is kept in the JSON as ``thread_scaling_across``, and the scaling target falls
-back to it where a row has no same-round measurement (JSON written before this method). The first call on one thread must give rnnx's results bit for bit
-(checked). After each one-thread block the thread count is restored and the pool's
-workers started by an untimed call, so the next multi-thread block does not start them.
+back to it where a row has no same-round measurement (JSON written before this method).
+The first call on one thread must give rnnx's results bit for bit (checked). After each
+one-thread block the thread count is restored and the pool's workers started by an
+untimed call, so the next multi-thread block does not start them.
 
 The run warns when the machine was busy: CPU use by other work before it, the load
 average after it, the spread (max - min) / median of a configuration's blocks above
