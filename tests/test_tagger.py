@@ -370,3 +370,61 @@ def test_targets_in_any_integer_layout_give_the_same_bits():
     want_ids = tagger.loss(ids, targets)
     assert tagger.loss(ids.astype(">i8"), targets) == want_ids
     assert tagger.loss(np.asfortranarray(ids.astype(np.int32)), targets) == want_ids
+
+
+def _step_args(tagger):
+    layer = tagger.layer
+    return (layer._params, tagger._param_names, tagger.head_weight, tagger.head_bias)
+
+
+def test_the_core_entry_takes_keywords_and_defaults_as_positions():
+    """_core.models.tagger_step is a plain CPython function (no pybind11 dispatcher): the
+    same results by position, by keyword and with its defaults."""
+    from rnnx.tagger import _step
+
+    tagger = make("gru-reset-before", dtype=np.float32)
+    x, targets, _ = batch(dtype=np.float32)
+    params, names, hw, hb = _step_args(tagger)
+    cell = tagger.layer._cell_args()
+    by_position = _step(x, params, names, hw, hb, targets, None, *cell, None)
+    by_keyword = _step(grad_names=None, simplified=cell[3], reset_after=cell[2],
+                       nonlinearity=cell[1], cell=cell[0], lengths=None, targets=targets,
+                       head_b=hb, head_w=hw, names=names, params=params, x=x)
+    assert by_position == by_keyword == tagger.loss(x, targets)
+    lstm = make("lstm", dtype=np.float32)
+    params, names, hw, hb = _step_args(lstm)
+    with_defaults = _step(x, params, names, hw, hb, targets, None, "lstm")
+    assert with_defaults == lstm.loss(x, targets)
+    loss, grads = _step(x, params, names, hw, hb, targets, None, "lstm",
+                        grad_names=lstm._grad_names)
+    ref_loss, ref_grads = lstm.loss_and_grads(x, targets)
+    assert loss == ref_loss and grads.keys() == ref_grads.keys()
+    assert all(np.array_equal(grads[k], ref_grads[k]) for k in grads)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda f, a: f(*a[:3]), TypeError, r"missing required argument 'head_w'"),
+    (lambda f, a: f(*a, "tanh", True, False, None, 1), TypeError, r"at most 12 arguments"),
+    (lambda f, a: f(*a, bogus=1), TypeError, r"unexpected keyword argument 'bogus'"),
+    (lambda f, a: f(*a, cell="rnn"), TypeError, r"multiple values for argument 'cell'"),
+    (lambda f, a: f(*a[:7], 3), TypeError, r"cell must be a str, got int"),
+    (lambda f, a: f(*a[:7], "elman"), ValueError, r"cell must be 'rnn', 'gru' or 'lstm'"),
+    (lambda f, a: f(*a, nonlinearity=b"tanh"), TypeError, r"nonlinearity must be a str"),
+    (lambda f, a: f(*a, reset_after=1), TypeError, r"reset_after must be True or False"),
+    (lambda f, a: f(*a, simplified=np.bool_(False), grad_names=("x",)), TypeError,
+     r"grad_names must be a tuple of 7 names"),
+    (lambda f, a: f(a[0], [], *a[2:]), TypeError, r"params must be a dict"),
+    # raised in the core as std::invalid_argument: a ValueError with its message
+    (lambda f, a: f(*a[:5], np.full((4, 3), 9), *a[6:]), ValueError,
+     r"targets\[0, 0\] = 9 is outside 0..C-1 = 0..3"),
+])
+def test_the_core_entry_refuses_bad_calls(call, error, match):
+    from rnnx.tagger import _step
+
+    tagger = make("rnn-tanh")
+    x, targets, _ = batch()
+    params, names, hw, hb = _step_args(tagger)
+    args = (x, params, names, hw, hb, targets, None, "rnn")
+    with pytest.raises(error, match=match):
+        call(_step, args)
+    assert tagger.loss(x, targets) == _step(*args)  # nothing left behind

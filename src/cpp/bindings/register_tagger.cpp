@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bindings/fast_call.hpp"
 #include "bindings/sequence_args.hpp"
 #include "rnnx/tagger.hpp"
 
@@ -131,34 +132,59 @@ bool is_f32(py::handle w_ih) {
   return dt.itemsize() == 4;
 }
 
+// tagger_step(x, params, names, head_w, head_b, targets, lengths, cell,
+//             nonlinearity="tanh", reset_after=True, simplified=False, grad_names=None)
+// as a plain CPython function (fast_call.hpp): at W_tiny's sizes pybind11's dispatcher was
+// a ninth of the call.
+constexpr const char* kStepArgs[] = {"x",       "params",  "names",        "head_w",
+                                     "head_b",  "targets", "lengths",      "cell",
+                                     "nonlinearity", "reset_after", "simplified", "grad_names"};
+
+PyObject* tagger_step_entry(PyObject*, PyObject* const* args, Py_ssize_t nargs,
+                            PyObject* kwnames) {
+  PyObject* a[12];
+  if (!parse_args("tagger_step", kStepArgs, 8, args, nargs, kwnames, a)) return nullptr;
+  try {
+    const py::handle x(a[0]), params(a[1]), names(a[2]), head_w(a[3]), head_b(a[4]),
+        targets(a[5]), lengths(a[6]), grad_names(a[11] ? a[11] : Py_None);
+    if (!PyDict_Check(params.ptr()))
+      throw py::type_error("params must be a dict of the layer's parameters");
+    require_tuple(names, 5, "names");
+    if (!grad_names.is_none()) require_tuple(grad_names, 7, "grad_names");
+    py::object p[5];
+    for (Py_ssize_t i = 0; i < 5; ++i) p[i] = param(params, PyTuple_GET_ITEM(names.ptr(), i));
+    const CellSpec c = cell_spec(str_arg(a[7], "cell"),
+                                 a[8] ? str_arg(a[8], "nonlinearity") : std::string("tanh"),
+                                 a[9] ? bool_arg(a[9], "reset_after") : true,
+                                 a[10] ? bool_arg(a[10], "simplified") : false);
+    py::object out = is_f32(p[0])
+                         ? m_tagger_step<float>(x, p[0], p[1], p[2], p[3], p[4], head_w, head_b,
+                                                targets, lengths, c, grad_names)
+                         : m_tagger_step<double>(x, p[0], p[1], p[2], p[3], p[4], head_w, head_b,
+                                                 targets, lengths, c, grad_names);
+    return out.release().ptr();
+  } catch (...) {
+    set_python_error();
+    return nullptr;
+  }
+}
+
 }  // namespace
 
 void register_tagger(py::module_& m) {
   auto models = m.def_submodule("models", "Whole-model steps (forward, loss, backward in one call).");
-  models.def(
+  static PyMethodDef step_def = {
       "tagger_step",
-      [](py::handle x, py::handle params, py::handle names, py::handle head_w,
-         py::handle head_b, py::handle targets, py::handle lengths, const std::string& cell,
-         const std::string& nonlinearity, bool reset_after, bool simplified,
-         py::handle grad_names) {
-        if (!PyDict_Check(params.ptr()))
-          throw py::type_error("params must be a dict of the layer's parameters");
-        require_tuple(names, 5, "names");
-        if (!grad_names.is_none()) require_tuple(grad_names, 7, "grad_names");
-        py::object p[5];
-        for (Py_ssize_t i = 0; i < 5; ++i) p[i] = param(params, PyTuple_GET_ITEM(names.ptr(), i));
-        const CellSpec c = cell_spec(cell, nonlinearity, reset_after, simplified);
-        return is_f32(p[0]) ? m_tagger_step<float>(x, p[0], p[1], p[2], p[3], p[4], head_w,
-                                                   head_b, targets, lengths, c, grad_names)
-                            : m_tagger_step<double>(x, p[0], p[1], p[2], p[3], p[4], head_w,
-                                                    head_b, targets, lengths, c, grad_names);
-      },
-      py::arg("x"), py::arg("params"), py::arg("names"), py::arg("head_w"),
-      py::arg("head_b").none(true), py::arg("targets"), py::arg("lengths").none(true),
-      py::arg("cell"), py::arg("nonlinearity") = "tanh", py::arg("reset_after") = true,
-      py::arg("simplified") = false, py::arg("grad_names").none(true) = py::none(),
+      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&tagger_step_entry)),
+      METH_FASTCALL | METH_KEYWORDS,
+      "tagger_step(x, params, names, head_w, head_b, targets, lengths, cell, "
+      "nonlinearity='tanh', reset_after=True, simplified=False, grad_names=None)\n--\n\n"
       "The tagging model's loss (grad_names None) or its loss and every gradient "
-      "(rnnx/tagger.hpp).");
+      "(rnnx/tagger.hpp)."};
+  py::object name = models.attr("__name__");
+  PyObject* f = PyCFunction_NewEx(&step_def, nullptr, name.ptr());
+  if (!f) throw py::error_already_set();
+  models.attr("tagger_step") = py::reinterpret_steal<py::object>(f);
 }
 
 }  // namespace rnnx::bind

@@ -1,0 +1,113 @@
+// A binding as a plain CPython function (METH_FASTCALL | METH_KEYWORDS), for the calls
+// whose own work is a few microseconds: pybind11's dispatcher (its argument vectors,
+// casters and overload bookkeeping) was about 3,000 instructions of a 27,000-instruction
+// Tagger call at W_tiny's sizes (callgrind). The function takes its arguments as
+// borrowed handles, by position or by name, and turns C++ exceptions into Python ones as
+// pybind11's default translation and rnnx's own translator (module.cpp) do.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <exception>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "rnnx/memory.hpp"
+
+namespace rnnx::bind {
+
+namespace py = pybind11;
+
+// The Python error for the exception being handled (call from a catch block only).
+inline void set_python_error() {
+  try {
+    throw;
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const py::builtin_exception& e) {  // value_error, type_error, key_error, ...
+    e.set_error();
+  } catch (const rnnx::AllocationTooLarge& e) {
+    PyErr_SetString(PyExc_MemoryError, e.what());
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::domain_error& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const std::invalid_argument& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const std::length_error& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const std::out_of_range& e) {
+    PyErr_SetString(PyExc_IndexError, e.what());
+  } catch (const std::range_error& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const std::overflow_error& e) {
+    PyErr_SetString(PyExc_OverflowError, e.what());
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception");
+  }
+}
+
+// The arguments of a METH_FASTCALL | METH_KEYWORDS call, by position or keyword, into
+// out[0..N): borrowed references, nullptr where not given. TypeError (naming `fn` and the
+// argument) for too many positional arguments, an unknown or repeated keyword, or a
+// missing one among the first `required`. Returns false with the error set.
+template <int N>
+bool parse_args(const char* fn, const char* const (&names)[N], int required,
+                PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, PyObject* (&out)[N]) {
+  for (int i = 0; i < N; ++i) out[i] = nullptr;
+  if (nargs > N) {
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments (%zd given)", fn, N, nargs);
+    return false;
+  }
+  for (Py_ssize_t i = 0; i < nargs; ++i) out[i] = args[i];
+  const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t k = 0; k < nkw; ++k) {
+    PyObject* key = PyTuple_GET_ITEM(kwnames, k);
+    int i = 0;
+    while (i < N && PyUnicode_CompareWithASCIIString(key, names[i]) != 0) ++i;
+    if (i == N) {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fn, key);
+      return false;
+    }
+    if (out[i]) {
+      PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fn, names[i]);
+      return false;
+    }
+    out[i] = args[nargs + k];
+  }
+  for (int i = 0; i < required; ++i)
+    if (!out[i]) {
+      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fn, names[i]);
+      return false;
+    }
+  return true;
+}
+
+// A str argument's text (TypeError naming it otherwise).
+inline std::string str_arg(PyObject* o, const char* name) {
+  Py_ssize_t n = 0;
+  const char* s = PyUnicode_Check(o) ? PyUnicode_AsUTF8AndSize(o, &n) : nullptr;
+  if (!s) {
+    if (PyUnicode_Check(o)) throw py::error_already_set();
+    throw py::type_error(std::string(name) + " must be a str, got " + Py_TYPE(o)->tp_name);
+  }
+  return std::string(s, size_t(n));
+}
+
+// A bool argument: True or False (or a NumPy bool), TypeError naming it otherwise.
+inline bool bool_arg(PyObject* o, const char* name) {
+  if (o == Py_True) return true;
+  if (o == Py_False) return false;
+  if (std::string(Py_TYPE(o)->tp_name) == "numpy.bool" ||
+      std::string(Py_TYPE(o)->tp_name) == "numpy.bool_") {
+    const int v = PyObject_IsTrue(o);
+    if (v < 0) throw py::error_already_set();
+    return v != 0;
+  }
+  throw py::type_error(std::string(name) + " must be True or False, got " + Py_TYPE(o)->tp_name);
+}
+
+}  // namespace rnnx::bind
