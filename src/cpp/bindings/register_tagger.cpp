@@ -135,7 +135,7 @@ bool is_f32(py::handle w_ih) {
 // tagger_step(x, params, names, head_w, head_b, targets, lengths, cell,
 //             nonlinearity="tanh", reset_after=True, simplified=False, grad_names=None)
 // as a plain CPython function (fast_call.hpp): at W_tiny's sizes pybind11's dispatcher was
-// a ninth of the call.
+// 6% of the call's instructions.
 constexpr const char* kStepArgs[] = {"x",       "params",  "names",        "head_w",
                                      "head_b",  "targets", "lengths",      "cell",
                                      "nonlinearity", "reset_after", "simplified", "grad_names"};
