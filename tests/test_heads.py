@@ -800,3 +800,33 @@ def test_fused_head_is_the_unfused_composition_at_fixed_small_widths(classes, dt
         want = unfused(x, w, b, targets, m)
         for name, g, u in zip(("loss", "dx", "dweight", "dbias"), got, want):
             assert np.asarray(g).tobytes() == np.asarray(u).tobytes(), name
+
+
+@pytest.mark.skipif(rnnx.isa == "generic", reason="the portable build's products are "
+                    "Eigen's, which sum a block's last rows in another order")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N", [1, 2, 7, 13])
+@pytest.mark.parametrize("F", [3, 300])
+def test_an_output_does_not_depend_on_the_rows_computed_beside_it(dtype, N, F):
+    """The micro-kernel computes a panel of weight rows that fits one SIMD packet (a
+    head of 1-8 classes, the last rows of a larger one) with half the registers: each
+    output must still be the same sum as in a full panel, bit for bit, in the forward
+    product, in dx and in the weight gradient (F = 300: two depth blocks)."""
+    rng = np.random.default_rng(N * 1000 + F)
+    O = 19  # panels of 16 (AVX2) or 32 (AVX-512) rows, and a last one of 3
+    x = rng.standard_normal((N, F)).astype(dtype)
+    w = rng.standard_normal((O, F)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype)
+    dy = rng.standard_normal((N, O)).astype(dtype)
+    y = heads.dense_forward(x, w, b)
+    dx, dw, db = heads.dense_backward(dy, x, w)
+    for i in (0, 5, O - 1):  # the weights' rows: the forward product's panels
+        yi = heads.dense_forward(x, w[i:i + 1], b[i:i + 1])
+        assert np.array_equal(yi[:, 0], y[:, i])
+    # the columns of x and w: rows of dx's (transposed) weights and of dw's panels (dy,
+    # whose columns set the other side's panel widths, is the same)
+    for f in (0, 1, F - 1):
+        dxf, dwf, dbf = heads.dense_backward(dy, x[:, f:f + 1], w[:, f:f + 1])
+        assert np.array_equal(dxf[:, 0], dx[:, f])
+        assert np.array_equal(dwf[:, 0], dw[:, f])
+        assert np.array_equal(dbf, db)

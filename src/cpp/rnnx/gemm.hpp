@@ -166,9 +166,14 @@ void weight_grads(Index R, Index N, const S* da, Index ldda, const GradOperand<S
           for (Index p = 0; p < first[o + 1] - first[o]; ++p) {
             const Index g = first[o] + p;
             const S* next = g + 1 < n_panels ? apack.data() + (g + 1) * MR * kc : nullptr;
-            Kernel::template dispatch<true>(int(n), apack.data() + g * MR * kc, bq, NR, kc,
-                                            op.c + (j0 + q * NR) * op.ldc + p * MR, op.ldc,
-                                            std::min(MR, op.M - p * MR), next);
+            const Index m = std::min(MR, op.M - p * MR);
+            S* cp = op.c + (j0 + q * NR) * op.ldc + p * MR;
+            if (m <= Kernel::kLanes)  // one packet of rows (MicroKernel::run's Half)
+              Kernel::template dispatch_half<true>(int(n), apack.data() + g * MR * kc, bq, NR,
+                                                   kc, cp, op.ldc, m);
+            else
+              Kernel::template dispatch<true>(int(n), apack.data() + g * MR * kc, bq, NR, kc,
+                                              cp, op.ldc, m, next);
           }
         }
       }

@@ -60,11 +60,16 @@ struct MicroKernel {
   // the caller multiplies after this one (MR*kc values): its lines are asked into L2 as
   // this one's are read (one k of a panel is MR values: two 64-byte lines with AVX-512,
   // one with AVX2), so that it is on its way while this one is computed (see
-  // PackedLhs::product).
-  template <int NR_, bool BKMajor = false, bool Add = true, bool Prefetch = false>
+  // PackedLhs::product). With Half (m <= kLanes: a panel whose rows fit one packet, e.g.
+  // the 5 rows of W_tiny's products or the last row of W_char's 65 classes) only the
+  // first packet of rows is computed: the same FMAs lane by lane, so the same bits, without
+  // the second packet's (padding) loads and FMAs.
+  template <int NR_, bool BKMajor = false, bool Add = true, bool Prefetch = false,
+            bool Half = false>
   static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m,
                   const S* next = nullptr) {
     using namespace Eigen::internal;
+    constexpr bool Two = !Half;  // the second packet of rows is computed
     const auto bkj = [&](Index k, int j) { return BKMajor ? b[k * ldb + j] : b[j * ldb + k]; };
     // The C tile is read and written once, after the depth loop: ask for its lines now
     // (NR_ columns ldc apart, usually in as many pages: the hardware prefetchers do not
@@ -94,7 +99,7 @@ struct MicroKernel {
         for (int j = 0; j < NR_; ++j) {
           const Packet b0 = pset1<Packet>(bkj(k, j));
           acc0[j] = pmadd(pload<Packet>(a + k * MR), b0, acc0[j]);
-          acc1[j] = pmadd(pload<Packet>(a + k * MR + kLanes), b0, acc1[j]);
+          if constexpr (Two) acc1[j] = pmadd(pload<Packet>(a + k * MR + kLanes), b0, acc1[j]);
         }
         RNNX_UNROLL
         for (int s = 0; s < 3; ++s)
@@ -103,13 +108,13 @@ struct MicroKernel {
             const Index kk = k + 1 + s;
             const Packet bs = pset1<Packet>(bkj(kk, j));
             p0[s][j] = pmadd(pload<Packet>(a + kk * MR), bs, p0[s][j]);
-            p1[s][j] = pmadd(pload<Packet>(a + kk * MR + kLanes), bs, p1[s][j]);
+            if constexpr (Two) p1[s][j] = pmadd(pload<Packet>(a + kk * MR + kLanes), bs, p1[s][j]);
           }
       }
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
         acc0[j] = padd(padd(acc0[j], p0[0][j]), padd(p0[1][j], p0[2][j]));
-        acc1[j] = padd(padd(acc1[j], p1[0][j]), padd(p1[1][j], p1[2][j]));
+        if constexpr (Two) acc1[j] = padd(padd(acc1[j], p1[0][j]), padd(p1[1][j], p1[2][j]));
       }
     }
     for (; k < kc; ++k) {
@@ -118,15 +123,26 @@ struct MicroKernel {
         RNNX_UNROLL
         for (Index o = 0; o < Index(MR * sizeof(S)); o += 64) _mm_prefetch(line + o, _MM_HINT_T1);
       }
-      const Packet a0 = pload<Packet>(a + k * MR), a1 = pload<Packet>(a + k * MR + kLanes);
+      const Packet a0 = pload<Packet>(a + k * MR);
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
         const Packet bj = pset1<Packet>(bkj(k, j));
         acc0[j] = pmadd(a0, bj, acc0[j]);
-        acc1[j] = pmadd(a1, bj, acc1[j]);
+        if constexpr (Two) acc1[j] = pmadd(pload<Packet>(a + k * MR + kLanes), bj, acc1[j]);
       }
     }
-    if constexpr (!Add) {
+    if constexpr (Half) {  // m <= kLanes: the first packet of rows only
+      RNNX_UNROLL
+      for (int j = 0; j < NR_; ++j) {
+        S* cj = c + j * ldc;
+        const Packet v = Add ? padd(m == kLanes ? ploadu<Packet>(cj) : load_part(cj, m), acc0[j])
+                             : acc0[j];
+        if (m == kLanes)
+          pstoreu(cj, v);
+        else
+          store_part(cj, v, m);
+      }
+    } else if constexpr (!Add) {
       const Index m0 = std::min(m, kLanes), m1 = m - m0;
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
@@ -192,6 +208,17 @@ struct MicroKernel {
     } else if constexpr (NR_ >= 1) {
       if (n == NR_) return run<NR_, BKMajor, Add>(a, b, ldb, kc, c, ldc, m);
       dispatch<BKMajor, NR_ - 1, Add>(n, a, b, ldb, kc, c, ldc, m);
+    }
+  }
+
+  // dispatch() for a panel of m <= kLanes rows (Half: see run()); no prefetching (the
+  // panels of one packet are the small products' and the last of a weight matrix).
+  template <bool BKMajor = false, int NR_ = NR, bool Add = true>
+  static void dispatch_half(int n, const S* a, const S* b, Index ldb, Index kc, S* c,
+                            Index ldc, Index m) {
+    if constexpr (NR_ >= 1) {
+      if (n == NR_) return run<NR_, BKMajor, Add, false, true>(a, b, ldb, kc, c, ldc, m);
+      dispatch_half<BKMajor, NR_ - 1, Add>(n, a, b, ldb, kc, c, ldc, m);
     }
   }
 };
@@ -294,10 +321,16 @@ class PackedLhs {
           S* cp = c + j0 * ldc + p * MR;
           const Index m = std::min(MR, M_ - p * MR);
           const S* pf = j0 == 0 ? next : nullptr;
-          if (Add || k0 > 0)
+          if (m <= Kernel::kLanes) {  // one packet of rows (the same bits, half the work)
+            if (Add || k0 > 0)
+              Kernel::dispatch_half(n, ap, bp, ldb, kc, cp, ldc, m);
+            else
+              Kernel::template dispatch_half<false, NR, false>(n, ap, bp, ldb, kc, cp, ldc, m);
+          } else if (Add || k0 > 0) {
             Kernel::dispatch(n, ap, bp, ldb, kc, cp, ldc, m, pf);
-          else
+          } else {
             Kernel::template dispatch<false, NR, false>(n, ap, bp, ldb, kc, cp, ldc, m, pf);
+          }
         }
       }
     }
