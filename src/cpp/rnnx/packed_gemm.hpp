@@ -279,8 +279,10 @@ class PackedLhs {
 
   Index rows() const { return M_; }
   Index depth() const { return K_; }
-  // Scratch multiply_add() needs for N columns (none here: Bm is read in place).
-  static Index work_size(Index, Index) { return 64; }
+  // Scratch multiply_add() needs for N columns: none here (Bm is read in place), so the
+  // callers' scratch vectors stay empty and allocate nothing (three allocations of a
+  // W_tiny forward call, about 430 instructions, were for this).
+  static Index work_size(Index, Index) { return 0; }
 
   // C += A * Bm for Bm(k, j) = b[j * ldb + k] (the transpose of a row-major (N x K)
   // block, e.g. h_{t-1}) and C(i, j) = c[j * ldc + i] (a row-major (N x M) block, e.g.
