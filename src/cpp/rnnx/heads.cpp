@@ -202,8 +202,18 @@ void softmax_cross_entropy_forward(Index R, Index V, const S* logits,
       RNNX_REQUIRE(targets[r] >= 0 && targets[r] < V,
               "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
                   " is outside 0..V-1 = 0.." + std::to_string(V - 1));
+  softmax_cross_entropy_checked(R, V, logits, targets, mask, probs, loss);
+}
+
+template <typename S>
+void softmax_cross_entropy_checked(Index R, Index V, const S* logits,
+                                   const std::int64_t* targets, const std::uint8_t* mask,
+                                   S* probs, S* loss) {
   AlignedVec<S> row_loss(static_cast<size_t>(R));
   const Index per = rows_per_task(V), n_tasks = ceil_div(R, per);
+  // With one task its rows' losses are added to the total as they come (the same
+  // additions in the same order as the pass over row_loss below, which then is skipped).
+  double total = 0;
   // Each task: z = l - m row by row into probs (m kept in row_loss until the loss is
   // taken), then the exps of all its rows in one pass (exp(z - 0) = exp(z), lane by
   // lane: a value does not depend on its neighbours, and a row of V < 16 floats is not
@@ -223,14 +233,16 @@ void softmax_cross_entropy_forward(Index R, Index V, const S* logits,
         S* p = probs + r * V;
         const S s = row_sum(p, fixed<W>(V));  // >= 1: the maximum contributes exp(0) = 1
         row_scale(p, fixed<W>(V), S(1) / s);  // (a vector division costs as much as the exp)
-        if (!mask || mask[r])
+        if (!mask || mask[r]) {
           row_loss[size_t(r)] = std::log(s) - (logits[r * V + targets[r]] - row_loss[size_t(r)]);
+          if (n_tasks == 1) total += double(row_loss[size_t(r)]);
+        }
       }
     }, worth_parallel(double(per) * V * 8));  // ~8 multiply-adds per exp
   });
-  double total = 0;
-  for (Index r = 0; r < R; ++r)
-    if (!mask || mask[r]) total += double(row_loss[size_t(r)]);
+  if (n_tasks > 1)
+    for (Index r = 0; r < R; ++r)
+      if (!mask || mask[r]) total += double(row_loss[size_t(r)]);
   *loss = S(total);
 }
 
@@ -307,6 +319,8 @@ void last_step_backward(Index T, Index B, Index F, const S* dout, const std::int
   template void embedding_backward<S>(Index, Index, Index, const std::int64_t*, const S*, S*);  \
   template void softmax_cross_entropy_forward<S>(Index, Index, const S*, const std::int64_t*,   \
                                                  const std::uint8_t*, S*, S*);                  \
+  template void softmax_cross_entropy_checked<S>(Index, Index, const S*, const std::int64_t*,   \
+                                                 const std::uint8_t*, S*, S*);                  \
   template void softmax_cross_entropy_backward<S>(Index, Index, const S*, const std::int64_t*,  \
                                                   const std::uint8_t*, S*);                     \
   template void last_step_forward<S>(Index, Index, Index, const S*, const std::int64_t*, S*);   \
@@ -330,10 +344,10 @@ RNNX_INSTANTIATE(double)
 template <typename S>
 void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S* w, const S* b,
                                  const std::int64_t* targets, const std::uint8_t* mask, S* loss,
-                                 S* dx, S* dw, S* db) {
+                                 S* dx, S* dw, S* db, bool targets_checked) {
   RNNX_REQUIRE(N >= 1 && F >= 1 && O >= 1,
                "dense_softmax_cross_entropy: need N >= 1, F >= 1, O >= 1");
-  for (Index r = 0; r < N; ++r)
+  for (Index r = 0; r < N && !targets_checked; ++r)
     if (!mask || mask[r])
       RNNX_REQUIRE(targets[r] >= 0 && targets[r] < O,
                    "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
@@ -353,6 +367,7 @@ void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S*
   //   -log p[t] = log s - (l[t] - m)           dl[j] = p[j] - [j = t]  (0 if masked)
   const ExpShifted<S> exp0{S(0)};  // exp(z) with the same flush below the subnormals
   const Index per = rows_per_task(O), n_tasks = ceil_div(N, per);
+  double total = 0;  // with one task summed as the rows come (softmax_cross_entropy_checked)
   with_width(O, [&](auto width) {
     constexpr Index W = decltype(width)::value;
     parallel_for(n_tasks, [&](Index k) {
@@ -376,14 +391,15 @@ void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S*
           continue;
         }
         row_loss[size_t(r)] = std::log(s) - (l[targets[r]] - row_loss[size_t(r)]);
+        if (n_tasks == 1) total += double(row_loss[size_t(r)]);
         for (Index j = 0; j < fixed<W>(O); ++j) d[j] = p[j];
         d[targets[r]] -= S(1);
       }
     }, worth_parallel(double(per) * O * 8));
   });
-  double total = 0;
-  for (Index r = 0; r < N; ++r)
-    if (!mask || mask[r]) total += double(row_loss[size_t(r)]);
+  if (n_tasks > 1)
+    for (Index r = 0; r < N; ++r)
+      if (!mask || mask[r]) total += double(row_loss[size_t(r)]);
   *loss = S(total);
   dense_backward<S>(N, F, O, logits, x, w, dx, dw, db);
 }
@@ -391,10 +407,10 @@ void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S*
 template void dense_softmax_cross_entropy<float>(Index, Index, Index, const float*, const float*,
                                                  const float*, const std::int64_t*,
                                                  const std::uint8_t*, float*, float*, float*,
-                                                 float*);
+                                                 float*, bool);
 template void dense_softmax_cross_entropy<double>(Index, Index, Index, const double*,
                                                   const double*, const double*,
                                                   const std::int64_t*, const std::uint8_t*,
-                                                  double*, double*, double*, double*);
+                                                  double*, double*, double*, double*, bool);
 
 }  // namespace rnnx

@@ -121,7 +121,7 @@ S tagger_step(const CellSpec& cell, const SeqDims& d, Index C, const S* x,
     RNNX_REQUIRE((all - all).sum() == S(0),  // x - x is NaN exactly for NaN and ±inf
                  "logits = h head_weightᵀ + head_bias contain NaN or infinity (the values "
                  "overflow)");
-    softmax_cross_entropy_forward<S>(N, C, logits, targets, maskp, probs, &loss);
+    softmax_cross_entropy_checked<S>(N, C, logits, targets, maskp, probs, &loss);  // checked above
     return loss;
   }
 
@@ -129,7 +129,8 @@ S tagger_step(const CellSpec& cell, const SeqDims& d, Index C, const S* x,
   const TaggerGrads<S>& g = *grads;
   S* dy = ws.at(o_dy);
   dense_softmax_cross_entropy<S>(N, H, C, y, p.head_w, p.head_b, targets, maskp, &loss, dy,
-                                 g.dhead_w, p.head_b ? g.dhead_b : nullptr);
+                                 g.dhead_w, p.head_b ? g.dhead_b : nullptr,
+                                 /*targets_checked=*/true);
   S* scratch = ws.at(o_scratch);
   S* dh0 = ws.at(o_dh0);
   S* db_ih = g.db_ih ? g.db_ih : ws.at(o_dbias);
