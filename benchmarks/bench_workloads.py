@@ -18,11 +18,11 @@ The model of every workload, the same in the three implementations::
   before each step).
 * rnnx: ``rnnx.RNN/GRU/LSTM`` + ``rnnx.heads`` (the head's four calls, or its fused
   one), and ``rnnx.Tagger`` on the same layer (the whole step in one C++ call); the
-  fastest is kept and named in the notes (by calibration's warm calls, or for calls of
-  a block or longer by the best of 2 warm calls each, the variants taking turns). Index
-  input goes to the layer as ids where the layer takes integer input (a column
-  gather), else as one-hot floats made inside the step; the JSON records which
-  (``input_path``).
+  fastest is kept and named in the notes (by calibration's warm calls, or where a call
+  fills a timing block by itself by the best of 2 more calls of each variant, taking
+  turns; with ``--quick`` by their first calls). Index input goes to the layer as ids
+  where the layer takes integer input (a column gather), else as one-hot floats made
+  inside the step; the JSON records which (``input_path``).
 * NumPy: ``rnnx.reference.kernels`` + ``rnnx.reference.heads`` (one-hot input made
   inside the step). Skipped where one call would take longer than ``--max-call``.
 * PyTorch (when importable): ``nn.RNN/GRU/LSTM`` + ``nn.Linear`` +
@@ -435,7 +435,10 @@ def time_config(builders, opts, pause, flop, peak, scopes=None, same_variant=Non
         try:  # a failing implementation is reported (and fails the run), the rest go on
             variants = build()
             chosen = (infos.get(same_variant.get(impl)) or {}).get("input_path")
-            if chosen in variants:
+            if chosen is not None:
+                if chosen not in variants:
+                    raise KeyError(f"{impl} has no variant {chosen!r} to match "
+                                   f"{same_variant[impl]}'s")
                 variants = {chosen: variants[chosen]}
             for name, fn in variants.items():
                 with scope():
@@ -451,20 +454,21 @@ def time_config(builders, opts, pause, flop, peak, scopes=None, same_variant=Non
                     else:
                         n, pc = 1, first  # for now: the first call, a cold one
                 tried[name] = (pc, n, fn, out)
-            # Calls of a block or longer: the first call of each variant was its warm-up
-            # (fresh memory, first touches) and may be well off its steady time; the
-            # variants take turns for VARIANT_ROUNDS more calls, and the fastest of those
-            # counts (W_mid's GRU training step: a cold first call picked the heads'
-            # variant over the Tagger, 10% slower on warm calls).
-            slow = [k for k, v in tried.items() if v[1] == 1] \
-                if len(tried) > 1 and not opts.quick else []
-            warm = {k: [] for k in slow}
-            for _ in range(VARIANT_ROUNDS):
-                for k in slow:
-                    with scope():
-                        warm[k].append(_common.per_call(tried[k][2], 1, pause))
-            for k, times in warm.items():
-                tried[k] = (min(times),) + tried[k][1:]
+            # A variant whose call fills a block by itself (one call per block) was timed
+            # by its first call, its warm-up (fresh memory, first touches), which may be
+            # well off its steady time. Then all variants take turns for VARIANT_ROUNDS
+            # more calls each, and the fastest call of each counts (W_mid's GRU training
+            # step: a cold first call picked the heads' variant over the Tagger, 10%
+            # slower on warm calls). Not with --quick (single calls throughout).
+            if len(tried) > 1 and not opts.quick and not info["skipped"] \
+                    and any(v[1] == 1 for v in tried.values()):
+                warm = {k: [] for k in tried}
+                for _ in range(VARIANT_ROUNDS):
+                    for k in tried:
+                        with scope():
+                            warm[k].append(_common.per_call(tried[k][2], 1, pause))
+                for k, times in warm.items():
+                    tried[k] = (min(times),) + tried[k][1:]
         except Exception as e:  # noqa: BLE001 - any failure is the result to report
             info["skipped"] = info["error"] = f"ERROR {type(e).__name__}: {e}"
             traceback.print_exc()

@@ -813,20 +813,24 @@ def test_an_output_does_not_depend_on_the_rows_computed_beside_it(dtype, N, F):
     output must still be the same sum as in a full panel, bit for bit, in the forward
     product, in dx and in the weight gradient (F = 300: two depth blocks)."""
     rng = np.random.default_rng(N * 1000 + F)
-    O = 19  # panels of 16 (AVX2) or 32 (AVX-512) rows, and a last one of 3
+    # 40 weight rows: panels of 16, 16 and 8 rows (AVX2 float, AVX-512 double), of 8 (AVX2
+    # double) or of 32 and 8 (AVX-512 float); blocks of L rows below give panels of one
+    # packet, full (L = the lanes of some build) or partial
+    O = 40
     x = rng.standard_normal((N, F)).astype(dtype)
     w = rng.standard_normal((O, F)).astype(dtype)
     b = rng.standard_normal(O).astype(dtype)
     dy = rng.standard_normal((N, O)).astype(dtype)
     y = heads.dense_forward(x, w, b)
     dx, dw, db = heads.dense_backward(dy, x, w)
-    for i in (0, 5, O - 1):  # the weights' rows: the forward product's panels
-        yi = heads.dense_forward(x, w[i:i + 1], b[i:i + 1])
-        assert np.array_equal(yi[:, 0], y[:, i])
-    # the columns of x and w: rows of dx's (transposed) weights and of dw's panels (dy,
-    # whose columns set the other side's panel widths, is the same)
-    for f in (0, 1, F - 1):
-        dxf, dwf, dbf = heads.dense_backward(dy, x[:, f:f + 1], w[:, f:f + 1])
-        assert np.array_equal(dxf[:, 0], dx[:, f])
-        assert np.array_equal(dwf[:, 0], dw[:, f])
-        assert np.array_equal(dbf, db)
+    for L in (1, 3, 4, 8, 16):  # the weights' first L rows: the forward product's panels
+        for i in (0, O - L):
+            yi = heads.dense_forward(x, w[i:i + L], b[i:i + L])
+            assert np.array_equal(yi, y[:, i:i + L])
+    # the first L columns of x and w: rows of dx's (transposed) weights and the panels of
+    # dw (dy, whose columns set the other side's panel widths, is the same)
+    for L in (1, 3, 4, 8, 16):
+        dxl, dwl, dbl = heads.dense_backward(dy, x[:, :L], w[:, :L])
+        assert np.array_equal(dxl, dx[:, :L])
+        assert np.array_equal(dwl, dw[:, :L])
+        assert np.array_equal(dbl, db)

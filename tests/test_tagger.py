@@ -395,6 +395,13 @@ def test_the_core_entry_takes_keywords_and_defaults_as_positions():
     params, names, hw, hb = _step_args(lstm)
     with_defaults = _step(x, params, names, hw, hb, targets, None, "lstm")
     assert with_defaults == lstm.loss(x, targets)
+    # the flags and names as pybind11's casters took them: NumPy bools, 0 and 1, None
+    # (False), bytes
+    gru = make("gru-reset-before", dtype=np.float32)
+    gparams, gnames, ghw, ghb = _step_args(gru)
+    for reset_after, simplified in ((np.False_, np.bool_(False)), (0, None), (0.0, 0)):
+        assert _step(x, gparams, gnames, ghw, ghb, targets, None, b"gru", b"tanh",
+                     reset_after, simplified) == gru.loss(x, targets)
     loss, grads = _step(x, params, names, hw, hb, targets, None, "lstm",
                         grad_names=lstm._grad_names)
     ref_loss, ref_grads = lstm.loss_and_grads(x, targets)
@@ -409,10 +416,10 @@ def test_the_core_entry_takes_keywords_and_defaults_as_positions():
     (lambda f, a: f(*a, cell="rnn"), TypeError, r"multiple values for argument 'cell'"),
     (lambda f, a: f(*a[:7], 3), TypeError, r"cell must be a str, got int"),
     (lambda f, a: f(*a[:7], "elman"), ValueError, r"cell must be 'rnn', 'gru' or 'lstm'"),
-    (lambda f, a: f(*a, nonlinearity=b"tanh"), TypeError, r"nonlinearity must be a str"),
-    (lambda f, a: f(*a, reset_after=1), TypeError, r"reset_after must be True or False"),
-    (lambda f, a: f(*a, simplified=np.bool_(False), grad_names=("x",)), TypeError,
-     r"grad_names must be a tuple of 7 names"),
+    (lambda f, a: f(*a, nonlinearity=5), TypeError, r"nonlinearity must be a str, got int"),
+    (lambda f, a: f(*a, reset_after="yes"), TypeError, r"reset_after must be True or False"),
+    (lambda f, a: f(*a, simplified=[]), TypeError, r"simplified must be True or False"),
+    (lambda f, a: f(*a, grad_names=("x",)), TypeError, r"grad_names must be a tuple of 7 names"),
     (lambda f, a: f(a[0], [], *a[2:]), TypeError, r"params must be a dict"),
     # raised in the core as std::invalid_argument: a ValueError with its message
     (lambda f, a: f(*a[:5], np.full((4, 3), 9), *a[6:]), ValueError,

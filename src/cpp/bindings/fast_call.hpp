@@ -29,8 +29,8 @@ inline void set_python_error() {
     e.set_error();
   } catch (const rnnx::AllocationTooLarge& e) {
     PyErr_SetString(PyExc_MemoryError, e.what());
-  } catch (const std::bad_alloc&) {
-    PyErr_NoMemory();
+  } catch (const std::bad_alloc& e) {
+    PyErr_SetString(PyExc_MemoryError, e.what());
   } catch (const std::domain_error& e) {
     PyErr_SetString(PyExc_ValueError, e.what());
   } catch (const std::invalid_argument& e) {
@@ -46,7 +46,7 @@ inline void set_python_error() {
   } catch (const std::exception& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
   } catch (...) {
-    PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception");
+    PyErr_SetString(PyExc_RuntimeError, "Caught an unknown exception!");
   }
 }
 
@@ -86,26 +86,29 @@ bool parse_args(const char* fn, const char* const (&names)[N], int required,
   return true;
 }
 
-// A str argument's text (TypeError naming it otherwise).
+// A str argument's text (bytes taken as UTF-8), as pybind11's std::string caster takes
+// it; TypeError naming the argument otherwise.
 inline std::string str_arg(PyObject* o, const char* name) {
-  Py_ssize_t n = 0;
-  const char* s = PyUnicode_Check(o) ? PyUnicode_AsUTF8AndSize(o, &n) : nullptr;
-  if (!s) {
-    if (PyUnicode_Check(o)) throw py::error_already_set();
+  if (PyBytes_Check(o)) return std::string(PyBytes_AS_STRING(o), size_t(PyBytes_GET_SIZE(o)));
+  if (!PyUnicode_Check(o))
     throw py::type_error(std::string(name) + " must be a str, got " + Py_TYPE(o)->tp_name);
-  }
+  Py_ssize_t n = 0;
+  const char* s = PyUnicode_AsUTF8AndSize(o, &n);
+  if (!s) throw py::error_already_set();
   return std::string(s, size_t(n));
 }
 
-// A bool argument: True or False (or a NumPy bool), TypeError naming it otherwise.
+// A bool argument as pybind11's bool caster takes one where it may convert: True, False,
+// None (False), or anything whose __bool__ gives one (0 and 1, a NumPy bool);
+// TypeError naming the argument otherwise.
 inline bool bool_arg(PyObject* o, const char* name) {
   if (o == Py_True) return true;
-  if (o == Py_False) return false;
-  if (std::string(Py_TYPE(o)->tp_name) == "numpy.bool" ||
-      std::string(Py_TYPE(o)->tp_name) == "numpy.bool_") {
-    const int v = PyObject_IsTrue(o);
-    if (v < 0) throw py::error_already_set();
-    return v != 0;
+  if (o == Py_False || o == Py_None) return false;
+  PyNumberMethods* num = Py_TYPE(o)->tp_as_number;
+  if (num && num->nb_bool) {
+    const int v = num->nb_bool(o);
+    if (v == 0 || v == 1) return v == 1;
+    PyErr_Clear();
   }
   throw py::type_error(std::string(name) + " must be True or False, got " + Py_TYPE(o)->tp_name);
 }

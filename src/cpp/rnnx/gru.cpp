@@ -288,7 +288,8 @@ void gru_backward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, con
   const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * GH * H);
   // Per task: its columns of the rows of W_hh the carry needs (and of W_hn under reset
-  // before), packed once per call; scratch holds a (B x c) product and the work space.
+  // before), packed once per call; scratch holds a (B x c) product and the work space
+  // (none on FMA builds).
   std::vector<PackedLhs<S>> w_carry(static_cast<size_t>(n_units));
   std::vector<PackedLhs<S>> w_rn(static_cast<size_t>(before ? n_units : 0));
   parallel_for(n_units, [&](Index k) {

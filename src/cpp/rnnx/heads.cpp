@@ -190,7 +190,8 @@ void embedding_backward(Index N, Index V, Index E, const std::int64_t* ids, cons
 //   e[j] = exp(l[j] - m)   s = Σ_j e[j]   p[j] = e[j] * (1/s)
 //   -log p[t] = log s - (l[t] - m)        (never log of an underflowed p[t])
 //   loss = Σ_{r kept} -log p_r[targets_r]  (a sum; rows summed in order, in double)
-// The rows are independent (row blocks in parallel); the sum runs after, serially.
+// The rows are independent (row blocks in parallel); the sum runs after, serially (with
+// one block, as the rows come: the same additions in the same order).
 //   logits (R,V)  targets (R)  mask (R) or nullptr  ->  probs (R,V), *loss
 template <typename S>
 void softmax_cross_entropy_forward(Index R, Index V, const S* logits,
@@ -209,6 +210,7 @@ template <typename S>
 void softmax_cross_entropy_checked(Index R, Index V, const S* logits,
                                    const std::int64_t* targets, const std::uint8_t* mask,
                                    S* probs, S* loss) {
+  RNNX_REQUIRE(R >= 1 && V >= 1, "softmax_cross_entropy: need R >= 1, V >= 1");
   AlignedVec<S> row_loss(static_cast<size_t>(R));
   const Index per = rows_per_task(V), n_tasks = ceil_div(R, per);
   // With one task its rows' losses are added to the total as they come (the same
@@ -344,14 +346,23 @@ RNNX_INSTANTIATE(double)
 template <typename S>
 void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S* w, const S* b,
                                  const std::int64_t* targets, const std::uint8_t* mask, S* loss,
-                                 S* dx, S* dw, S* db, bool targets_checked) {
+                                 S* dx, S* dw, S* db) {
   RNNX_REQUIRE(N >= 1 && F >= 1 && O >= 1,
                "dense_softmax_cross_entropy: need N >= 1, F >= 1, O >= 1");
-  for (Index r = 0; r < N && !targets_checked; ++r)
+  for (Index r = 0; r < N; ++r)
     if (!mask || mask[r])
       RNNX_REQUIRE(targets[r] >= 0 && targets[r] < O,
                    "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
                        " is outside 0..V-1 = 0.." + std::to_string(O - 1));
+  dense_softmax_cross_entropy_checked(N, F, O, x, w, b, targets, mask, loss, dx, dw, db);
+}
+
+template <typename S>
+void dense_softmax_cross_entropy_checked(Index N, Index F, Index O, const S* x, const S* w,
+                                         const S* b, const std::int64_t* targets,
+                                         const std::uint8_t* mask, S* loss, S* dx, S* dw, S* db) {
+  RNNX_REQUIRE(N >= 1 && F >= 1 && O >= 1,
+               "dense_softmax_cross_entropy: need N >= 1, F >= 1, O >= 1");
   // logits | probs, each starting on a kAlign boundary; dlogits overwrites the logits
   constexpr Index per_line = Index(kAlign / sizeof(S));
   const Index stride = ceil_div(N * O, per_line) * per_line;
@@ -404,13 +415,15 @@ void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S*
   dense_backward<S>(N, F, O, logits, x, w, dx, dw, db);
 }
 
-template void dense_softmax_cross_entropy<float>(Index, Index, Index, const float*, const float*,
-                                                 const float*, const std::int64_t*,
-                                                 const std::uint8_t*, float*, float*, float*,
-                                                 float*, bool);
-template void dense_softmax_cross_entropy<double>(Index, Index, Index, const double*,
-                                                  const double*, const double*,
-                                                  const std::int64_t*, const std::uint8_t*,
-                                                  double*, double*, double*, double*, bool);
+#define RNNX_INSTANTIATE(S)                                                                   \
+  template void dense_softmax_cross_entropy<S>(Index, Index, Index, const S*, const S*,        \
+                                               const S*, const std::int64_t*,                   \
+                                               const std::uint8_t*, S*, S*, S*, S*);            \
+  template void dense_softmax_cross_entropy_checked<S>(Index, Index, Index, const S*, const S*, \
+                                                       const S*, const std::int64_t*,           \
+                                                       const std::uint8_t*, S*, S*, S*, S*);
+RNNX_INSTANTIATE(float)
+RNNX_INSTANTIATE(double)
+#undef RNNX_INSTANTIATE
 
 }  // namespace rnnx

@@ -47,7 +47,7 @@ void softmax_cross_entropy_forward(Index R, Index V, const S* logits,
                                    const std::int64_t* targets, const std::uint8_t* mask,
                                    S* probs, S* loss);
 // The same for targets the caller has checked (in [0,V) where kept; the Tagger checks
-// its own before any work): no second pass over them.
+// its own before any work): no second pass over them (R >= 1, V >= 1 still checked).
 template <typename S>
 void softmax_cross_entropy_checked(Index R, Index V, const S* logits,
                                    const std::int64_t* targets, const std::uint8_t* mask,
@@ -79,12 +79,16 @@ void last_step_backward(Index T, Index B, Index F, const S* dout, const std::int
 //   x (N,F)  w (O,F)  b (O) or nullptr  targets (N), in [0,O) where kept  mask (N) or nullptr
 //   -> *loss, dx (N,F), dw (O,F), db (O) or nullptr
 // The logits and probs live in one workspace of this call. Throws std::invalid_argument
-// for a kept target outside 0..O-1 (unless targets_checked: the caller has checked
-// them, as the Tagger does before any work) and when a logit is not finite (as the
-// unfused softmax_cross_entropy refuses such logits).
+// for a kept target outside 0..O-1 and when a logit is not finite (as the unfused
+// softmax_cross_entropy refuses such logits).
 template <typename S>
 void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S* w, const S* b,
                                  const std::int64_t* targets, const std::uint8_t* mask, S* loss,
-                                 S* dx, S* dw, S* db, bool targets_checked = false);
+                                 S* dx, S* dw, S* db);
+// The same for targets the caller has checked (the Tagger, before any work).
+template <typename S>
+void dense_softmax_cross_entropy_checked(Index N, Index F, Index O, const S* x, const S* w,
+                                         const S* b, const std::int64_t* targets,
+                                         const std::uint8_t* mask, S* loss, S* dx, S* dw, S* db);
 
 }  // namespace rnnx

@@ -162,7 +162,8 @@ void lstm_backward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, c
   const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * 4 * H * H);
   if (peephole) MapRowVec<S>(dpeephole, 3 * H).setZero();
-  // Per task: the work space and, for variable lengths, a (B x cu) product.
+  // Per task: the product's work space (none on FMA builds) and, for variable lengths, a
+  // (B x cu) product.
   const Index work = PackedLhs<S>::work_size(4 * H, B);
   const Index per_task = work + pad16(B * cmax);
   AlignedVec<S> scratch(size_t(n_units * per_task));

@@ -124,11 +124,12 @@ struct MicroKernel {
         for (Index o = 0; o < Index(MR * sizeof(S)); o += 64) _mm_prefetch(line + o, _MM_HINT_T1);
       }
       const Packet a0 = pload<Packet>(a + k * MR);
+      const Packet a1 = Two ? pload<Packet>(a + k * MR + kLanes) : a0;
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
         const Packet bj = pset1<Packet>(bkj(k, j));
         acc0[j] = pmadd(a0, bj, acc0[j]);
-        if constexpr (Two) acc1[j] = pmadd(pload<Packet>(a + k * MR + kLanes), bj, acc1[j]);
+        if constexpr (Two) acc1[j] = pmadd(a1, bj, acc1[j]);
       }
     }
     if constexpr (Half) {  // m <= kLanes: the first packet of rows only

@@ -94,8 +94,8 @@ void rnn_backward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, c
     dH.setZero();
   const Index n_units = ceil_div(H, kUnitsPerTask), cmax = std::min(H, kUnitsPerTask);
   const bool par = worth_parallel(double(B) * H * H);
-  // Per task: its columns of W_hh packed once, the product's work space, and for variable
-  // lengths a (B x c) product.
+  // Per task: its columns of W_hh packed once, the product's work space (none on FMA
+  // builds), and for variable lengths a (B x c) product.
   std::vector<PackedLhs<S>> w_tasks(static_cast<size_t>(n_units));
   const Index work = PackedLhs<S>::work_size(H, B), per_task = work + pad16(B * cmax);
   AlignedVec<S> scratch(size_t(n_units * per_task));

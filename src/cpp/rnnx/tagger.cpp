@@ -128,9 +128,8 @@ S tagger_step(const CellSpec& cell, const SeqDims& d, Index C, const S* x,
   // ---- the head, forward and backward; then the layer's backward through time
   const TaggerGrads<S>& g = *grads;
   S* dy = ws.at(o_dy);
-  dense_softmax_cross_entropy<S>(N, H, C, y, p.head_w, p.head_b, targets, maskp, &loss, dy,
-                                 g.dhead_w, p.head_b ? g.dhead_b : nullptr,
-                                 /*targets_checked=*/true);
+  dense_softmax_cross_entropy_checked<S>(N, H, C, y, p.head_w, p.head_b, targets, maskp, &loss,
+                                         dy, g.dhead_w, p.head_b ? g.dhead_b : nullptr);
   S* scratch = ws.at(o_scratch);
   S* dh0 = ws.at(o_dh0);
   S* db_ih = g.db_ih ? g.db_ih : ws.at(o_dbias);
