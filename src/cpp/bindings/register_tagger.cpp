@@ -136,9 +136,9 @@ bool is_f32(py::handle w_ih) {
 //             nonlinearity="tanh", reset_after=True, simplified=False, grad_names=None)
 // as a plain CPython function (fast_call.hpp): at W_tiny's sizes pybind11's dispatcher was
 // 6% of the call's instructions.
-constexpr const char* kStepArgs[] = {"x",       "params",  "names",        "head_w",
-                                     "head_b",  "targets", "lengths",      "cell",
-                                     "nonlinearity", "reset_after", "simplified", "grad_names"};
+constexpr const char* kStepArgs[] = {
+    "x", "params", "names", "head_w", "head_b", "targets", "lengths", "cell",  // required
+    "nonlinearity", "reset_after", "simplified", "grad_names"};
 
 PyObject* tagger_step_entry(PyObject*, PyObject* const* args, Py_ssize_t nargs,
                             PyObject* kwnames) {
