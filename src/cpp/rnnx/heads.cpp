@@ -25,6 +25,15 @@ void check_ids(const std::int64_t* ids, Index N, Index V, const char* name) {
                                            std::to_string(V - 1));
 }
 
+// Every kept row's target in 0..V-1 (masked rows' targets are not read).
+void check_targets(const std::int64_t* targets, const std::uint8_t* mask, Index R, Index V) {
+  for (Index r = 0; r < R; ++r)
+    if (!mask || mask[r])
+      RNNX_REQUIRE(targets[r] >= 0 && targets[r] < V,
+                   "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
+                       " is outside 0..V-1 = 0.." + std::to_string(V - 1));
+}
+
 void check_seq(Index T, Index B, Index F) {
   RNNX_REQUIRE(T >= 1 && B >= 1 && F >= 1, "last_step: need T, B, F >= 1, got (" +
                                           std::to_string(T) + ", " + std::to_string(B) + ", " +
@@ -105,6 +114,53 @@ void with_width(Index V, F&& f) {
 template <Index W>
 constexpr Index fixed(Index V) {
   return W ? W : V;
+}
+
+// The softmax cross-entropy's rows (softmax_cross_entropy_forward has the equations):
+// probs (R,V) from logits (R,V), and the sum of the kept rows' losses (in double, rows in
+// order), returned; on_row(r, kept, V) runs once row r's probs and loss are done (the
+// fused head writes its dlogits there, over the row's logits; V is a constant there for
+// rows of 1-3 classes, see with_width). Each task: z = l - m row by row
+// into probs (m kept in row_loss until the row's loss is taken), then the exps of all its
+// rows in one pass (exp(z - 0) = exp(z), lane by lane: a value does not depend on its
+// neighbours, and a row of V < 16 floats is not padded to a packet of its own), then each
+// row's sum, scale and loss. With one task the losses are summed as the rows come (the
+// same additions in the same order as the pass over row_loss after the tasks).
+template <typename S, typename OnRow>
+double softmax_rows(Index R, Index V, const S* logits, const std::int64_t* targets,
+                    const std::uint8_t* mask, S* probs, OnRow&& on_row) {
+  AlignedVec<S> row_loss(static_cast<size_t>(R));
+  const Index per = rows_per_task(V), n_tasks = ceil_div(R, per);
+  const ExpShifted<S> exp0{S(0)};  // exp(z), flushed below the subnormals
+  double total = 0;
+  with_width(V, [&](auto width) {
+    constexpr Index W = decltype(width)::value;
+    parallel_for(n_tasks, [&](Index k) {
+      const Index r0 = k * per, r1 = std::min(R, r0 + per);
+      for (Index r = r0; r < r1; ++r) {
+        const S* l = logits + r * V;
+        const S m = row_max(l, fixed<W>(V));
+        row_loss[size_t(r)] = m;
+        for (Index j = 0; j < fixed<W>(V); ++j) probs[r * V + j] = l[j] - m;
+      }
+      apply(exp0, probs + r0 * V, probs + r0 * V, (r1 - r0) * V);
+      for (Index r = r0; r < r1; ++r) {
+        S* p = probs + r * V;
+        const S s = row_sum(p, fixed<W>(V));  // >= 1: the maximum contributes exp(0) = 1
+        row_scale(p, fixed<W>(V), S(1) / s);  // (a vector division costs as much as the exp)
+        const bool kept = !mask || mask[r];
+        if (kept) {
+          row_loss[size_t(r)] = std::log(s) - (logits[r * V + targets[r]] - row_loss[size_t(r)]);
+          if (n_tasks == 1) total += double(row_loss[size_t(r)]);
+        }
+        on_row(r, kept, fixed<W>(V));
+      }
+    }, worth_parallel(double(per) * V * 8));  // ~8 multiply-adds per exp
+  });
+  if (n_tasks > 1)
+    for (Index r = 0; r < R; ++r)
+      if (!mask || mask[r]) total += double(row_loss[size_t(r)]);
+  return total;
 }
 }  // namespace
 
@@ -198,11 +254,7 @@ void softmax_cross_entropy_forward(Index R, Index V, const S* logits,
                                    const std::int64_t* targets, const std::uint8_t* mask,
                                    S* probs, S* loss) {
   RNNX_REQUIRE(R >= 1 && V >= 1, "softmax_cross_entropy: need R >= 1, V >= 1");
-  for (Index r = 0; r < R; ++r)
-    if (!mask || mask[r])
-      RNNX_REQUIRE(targets[r] >= 0 && targets[r] < V,
-              "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
-                  " is outside 0..V-1 = 0.." + std::to_string(V - 1));
+  check_targets(targets, mask, R, V);
   softmax_cross_entropy_checked(R, V, logits, targets, mask, probs, loss);
 }
 
@@ -211,41 +263,7 @@ void softmax_cross_entropy_checked(Index R, Index V, const S* logits,
                                    const std::int64_t* targets, const std::uint8_t* mask,
                                    S* probs, S* loss) {
   RNNX_REQUIRE(R >= 1 && V >= 1, "softmax_cross_entropy: need R >= 1, V >= 1");
-  AlignedVec<S> row_loss(static_cast<size_t>(R));
-  const Index per = rows_per_task(V), n_tasks = ceil_div(R, per);
-  // With one task its rows' losses are added to the total as they come (the same
-  // additions in the same order as the pass over row_loss below, which then is skipped).
-  double total = 0;
-  // Each task: z = l - m row by row into probs (m kept in row_loss until the loss is
-  // taken), then the exps of all its rows in one pass (exp(z - 0) = exp(z), lane by
-  // lane: a value does not depend on its neighbours, and a row of V < 16 floats is not
-  // padded to a packet of its own), then each row's sum and scale.
-  with_width(V, [&](auto width) {
-    constexpr Index W = decltype(width)::value;
-    parallel_for(n_tasks, [&](Index k) {
-      const Index r0 = k * per, r1 = std::min(R, r0 + per);
-      for (Index r = r0; r < r1; ++r) {
-        const S* l = logits + r * V;
-        const S m = row_max(l, fixed<W>(V));
-        row_loss[size_t(r)] = m;
-        for (Index j = 0; j < fixed<W>(V); ++j) probs[r * V + j] = l[j] - m;
-      }
-      apply(ExpShifted<S>{S(0)}, probs + r0 * V, probs + r0 * V, (r1 - r0) * V);
-      for (Index r = r0; r < r1; ++r) {
-        S* p = probs + r * V;
-        const S s = row_sum(p, fixed<W>(V));  // >= 1: the maximum contributes exp(0) = 1
-        row_scale(p, fixed<W>(V), S(1) / s);  // (a vector division costs as much as the exp)
-        if (!mask || mask[r]) {
-          row_loss[size_t(r)] = std::log(s) - (logits[r * V + targets[r]] - row_loss[size_t(r)]);
-          if (n_tasks == 1) total += double(row_loss[size_t(r)]);
-        }
-      }
-    }, worth_parallel(double(per) * V * 8));  // ~8 multiply-adds per exp
-  });
-  if (n_tasks > 1)
-    for (Index r = 0; r < R; ++r)
-      if (!mask || mask[r]) total += double(row_loss[size_t(r)]);
-  *loss = S(total);
+  *loss = S(softmax_rows(R, V, logits, targets, mask, probs, [](Index, bool, Index) {}));
 }
 
 // dL/dl_r[j] = p_r[j] - [j = targets_r] for kept rows, 0 for masked ones (the softmax
@@ -256,11 +274,7 @@ void softmax_cross_entropy_backward(Index R, Index V, const S* probs,
                                     const std::int64_t* targets, const std::uint8_t* mask,
                                     S* dlogits) {
   RNNX_REQUIRE(R >= 1 && V >= 1, "softmax_cross_entropy: need R >= 1, V >= 1");
-  for (Index r = 0; r < R; ++r)
-    if (!mask || mask[r])
-      RNNX_REQUIRE(targets[r] >= 0 && targets[r] < V,
-              "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
-                  " is outside 0..V-1 = 0.." + std::to_string(V - 1));
+  check_targets(targets, mask, R, V);
   const Index per = rows_per_task(V), n_tasks = ceil_div(R, per);
   parallel_for(n_tasks, [&](Index k) {
     const Index r0 = k * per, r1 = std::min(R, r0 + per);
@@ -349,11 +363,7 @@ void dense_softmax_cross_entropy(Index N, Index F, Index O, const S* x, const S*
                                  S* dx, S* dw, S* db) {
   RNNX_REQUIRE(N >= 1 && F >= 1 && O >= 1,
                "dense_softmax_cross_entropy: need N >= 1, F >= 1, O >= 1");
-  for (Index r = 0; r < N; ++r)
-    if (!mask || mask[r])
-      RNNX_REQUIRE(targets[r] >= 0 && targets[r] < O,
-                   "targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) +
-                       " is outside 0..V-1 = 0.." + std::to_string(O - 1));
+  check_targets(targets, mask, N, O);
   dense_softmax_cross_entropy_checked(N, F, O, x, w, b, targets, mask, loss, dx, dw, db);
 }
 
@@ -367,7 +377,6 @@ void dense_softmax_cross_entropy_checked(Index N, Index F, Index O, const S* x, 
   constexpr Index per_line = Index(kAlign / sizeof(S));
   const Index stride = ceil_div(N * O, per_line) * per_line;
   AlignedVec<S> ws(size_t(2 * stride));
-  AlignedVec<S> row_loss(static_cast<size_t>(N));
   S *logits = ws.data(), *probs = ws.data() + stride;
   dense_forward<S>(N, F, O, x, w, b, logits);
   const MapConstArr<S> all(logits, N * O);
@@ -376,41 +385,17 @@ void dense_softmax_cross_entropy_checked(Index N, Index F, Index O, const S* x, 
   // softmax_cross_entropy_forward and _backward, row for row (see there):
   //   m = max_j l[j]   e[j] = exp(l[j] - m)   s = Σ_j e[j]   p[j] = e[j] * (1/s)
   //   -log p[t] = log s - (l[t] - m)           dl[j] = p[j] - [j = t]  (0 if masked)
-  const ExpShifted<S> exp0{S(0)};  // exp(z) with the same flush below the subnormals
-  const Index per = rows_per_task(O), n_tasks = ceil_div(N, per);
-  double total = 0;  // with one task summed as the rows come (softmax_cross_entropy_checked)
-  with_width(O, [&](auto width) {
-    constexpr Index W = decltype(width)::value;
-    parallel_for(n_tasks, [&](Index k) {
-      const Index r0 = k * per, r1 = std::min(N, r0 + per);
-      // the row maxima: kept in row_loss until each row's loss is taken
-      for (Index r = r0; r < r1; ++r) {  // z = l - m into probs
-        const S* l = logits + r * O;
-        const S mr = row_max(l, fixed<W>(O));
-        row_loss[size_t(r)] = mr;
-        for (Index j = 0; j < fixed<W>(O); ++j) probs[r * O + j] = l[j] - mr;
-      }
-      apply(exp0, probs + r0 * O, probs + r0 * O, (r1 - r0) * O);  // exp(z - 0) = exp(z)
-      for (Index r = r0; r < r1; ++r) {
-        const S* l = logits + r * O;
-        S* p = probs + r * O;
-        const S s = row_sum(p, fixed<W>(O));
-        row_scale(p, fixed<W>(O), S(1) / s);
-        S* d = logits + r * O;  // l is not read again once the loss is taken
-        if (mask && !mask[r]) {
-          std::fill_n(d, O, S(0));
-          continue;
+  // dlogits over the logits, row by row as each is done (its logits are not read again).
+  const double total =
+      softmax_rows(N, O, logits, targets, mask, probs, [&](Index r, bool kept, Index n) {
+        S* d = logits + r * O;
+        if (!kept) {
+          std::fill_n(d, n, S(0));
+          return;
         }
-        row_loss[size_t(r)] = std::log(s) - (l[targets[r]] - row_loss[size_t(r)]);
-        if (n_tasks == 1) total += double(row_loss[size_t(r)]);
-        for (Index j = 0; j < fixed<W>(O); ++j) d[j] = p[j];
+        for (Index j = 0; j < n; ++j) d[j] = probs[r * O + j];
         d[targets[r]] -= S(1);
-      }
-    }, worth_parallel(double(per) * O * 8));
-  });
-  if (n_tasks > 1)
-    for (Index r = 0; r < N; ++r)
-      if (!mask || mask[r]) total += double(row_loss[size_t(r)]);
+      });
   *loss = S(total);
   dense_backward<S>(N, F, O, logits, x, w, dx, dw, db);
 }
