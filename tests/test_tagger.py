@@ -197,6 +197,38 @@ def test_threads_do_not_change_the_numbers(cell_id):
         np.testing.assert_array_equal(one[1][k], want[k], err_msg=k)
 
 
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("H", [5, 150], ids=["small", "large"])
+@pytest.mark.parametrize("cell_id", ["rnn-tanh", "gru", "lstm-peephole"])
+def test_each_gradient_is_its_own_aligned_array(cell_id, H, bias):
+    # Small gradients share one block (one allocation and one owner a call), large ones
+    # get one each; at both sizes every gradient is a writeable, aligned, C-contiguous
+    # array that overlaps no other and outlives the rest.
+    tagger = make(cell_id, D=20, H=H, C=11, dtype=np.float32, bias=bias, head_bias=bias)
+    x, targets, _ = batch(T=7, B=3, D=20, C=11, dtype=np.float32)
+    _, grads = tagger.loss_and_grads(x, targets)
+    params = tagger.parameters()
+    assert sorted(grads) == sorted(params)
+    assert len(grads) == 3 + 3 * bias + (cell_id == "lstm-peephole")
+    for k, g in grads.items():
+        assert g.shape == params[k].shape and g.dtype == np.float32, k
+        assert g.flags.c_contiguous and g.flags.writeable and g.ctypes.data % 64 == 0, k
+        for k2, g2 in grads.items():
+            assert k == k2 or not np.shares_memory(g, g2), (k, k2)
+    kept = {k: g.copy() for k, g in grads.items()}
+    for k in grads:  # writing one changes no other
+        grads[k][...] = -7.0
+        for k2 in grads:
+            if k2 != k:
+                np.testing.assert_array_equal(grads[k2], kept[k2], err_msg=(k, k2))
+        grads[k][...] = kept[k]
+    last = grads.pop("head.weight")
+    del grads
+    np.testing.assert_array_equal(last, kept["head.weight"])  # its block outlived the rest
+    _ = [tagger.loss_and_grads(x, targets) for _ in range(3)]  # calls that reuse freed blocks
+    np.testing.assert_array_equal(last, kept["head.weight"])
+
+
 @pytest.mark.parametrize("T,B,C", [(1, 1, 1), (1, 5, 3), (6, 1, 2), (3, 4, 1)])
 @pytest.mark.parametrize("cell_id", ["rnn-tanh", "gru", "lstm"])
 def test_edge_sizes_and_strided_inputs(cell_id, T, B, C):
