@@ -441,6 +441,61 @@ def test_the_core_entry_takes_keywords_and_defaults_as_positions():
     assert all(np.array_equal(grads[k], ref_grads[k]) for k in grads)
 
 
+def _aligned(a):
+    """A copy of `a` whose data start on a 64-byte boundary (C order)."""
+    raw = np.empty(a.nbytes + 64, np.uint8)
+    start = (-raw.ctypes.data) % 64
+    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("arg", ["x", "w_ih", "w_hh", "b_ih", "b_hh", "head_w", "head_b"])
+def test_the_core_entry_reads_each_array_in_any_layout(arg):
+    """Each float array of tagger_step: taken in place when it is aligned, C-contiguous,
+    of the dtype in native byte order and of the shape (checked straight from NumPy's
+    struct); copied in any other layout (the same bits); refused with its name when it
+    holds a NaN (in place or not), has another dtype or byte order, or another shape."""
+    from rnnx.tagger import _step
+
+    tagger = make("rnn-tanh", dtype=np.float32)
+    x, targets, _ = batch(dtype=np.float32)
+    params, names, hw, hb = _step_args(tagger)
+    key = {"w_ih": names[0], "w_hh": names[1], "b_ih": names[2], "b_hh": names[3]}.get(arg)
+
+    def call(a):
+        p = dict(params)
+        if key:
+            p[key] = a
+        args = {"x": x, "head_w": hw, "head_b": hb, **({arg: a} if not key else {})}
+        return _step(args["x"], p, names, args["head_w"], args["head_b"], targets, None, "rnn")
+
+    value = {"x": x, "head_w": hw, "head_b": hb}.get(arg, params.get(key))
+    want = call(_aligned(value))
+    layouts = {"aligned": _aligned(value), "misaligned": misaligned(value),
+               "fortran": np.asfortranarray(value),
+               "strided": np.repeat(value, 2, axis=-1)[..., ::2]}
+    for name, a in layouts.items():
+        assert call(a) == want, name
+    name = {"x": "x", "head_w": "head_w", "head_b": "head_b"}.get(arg, arg)
+    for bad in (_aligned(value), misaligned(value)):  # read in place, and copied
+        bad.flat[bad.size - 1] = np.nan
+        with pytest.raises(ValueError, match=f"{name} contains NaN"):
+            call(bad)
+    with pytest.raises(TypeError, match=f"{name} must"):
+        call(_aligned(value.astype(">f4")))
+    if arg != "w_ih":  # (w_ih's dtype is the call's: in float64 the others are wrong)
+        with pytest.raises(TypeError, match=f"{name} must"):
+            call(_aligned(value.astype(np.float64)))
+    if arg == "x":  # (its last size is the layer's input size: a wrong one names w_ih)
+        with pytest.raises(ValueError, match=r"x must be a 3-D array"):
+            call(_aligned(value[0]))
+    else:
+        with pytest.raises(ValueError, match=f"{name} must have shape"):
+            call(_aligned(np.concatenate([value, value], axis=-1)))
+    assert call(value) == want  # nothing left behind
+
+
 @pytest.mark.parametrize("call, error, match", [
     (lambda f, a: f(*a[:3]), TypeError, r"missing required argument 'head_w'"),
     (lambda f, a: f(*a, "tanh", True, False, None, 1), TypeError, r"at most 12 arguments"),
