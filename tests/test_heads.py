@@ -834,3 +834,27 @@ def test_an_output_does_not_depend_on_the_rows_computed_beside_it(dtype, N, F):
         assert np.array_equal(dxl, dx[:, :L])
         assert np.array_equal(dwl, dw[:, :L])
         assert np.array_equal(dbl, db)
+
+
+@pytest.mark.skipif(rnnx.isa == "generic", reason="the portable build's products are "
+                    "Eigen's, which sum a block's last rows in another order")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("O", [1, 2, 5, 6, 7, 13])
+@pytest.mark.parametrize("F", [1, 3, 4, 5, 8, 9])
+def test_small_weight_gradients_equal_the_packed_ones(dtype, O, F):
+    """A small weight gradient (W_tiny's: one depth block, x a packet of columns wide) is
+    computed from x and dy where they lie, without packing them; with zero rows appended
+    (a problem too large for that, in two depth blocks of the packed path) the sums and
+    their order are the same, so the same bits (R a multiple of 4: the one- and
+    two-column panels sum the rows in 4 interleaved chains)."""
+    rng = np.random.default_rng(O * 100 + F)
+    R, pad = 40, 300
+    x = rng.standard_normal((R, F)).astype(dtype)
+    w = rng.standard_normal((O, F)).astype(dtype)
+    dy = rng.standard_normal((R, O)).astype(dtype)
+    _, dw, db = heads.dense_backward(dy, x, w)
+    xp = np.concatenate([x, np.zeros((pad, F), dtype)])
+    dyp = np.concatenate([dy, np.zeros((pad, O), dtype)])
+    _, dwp, dbp = heads.dense_backward(dyp, xp, w)
+    assert np.array_equal(dw, dwp) and np.array_equal(db, dbp)
+    np.testing.assert_allclose(dw, dy.T.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)

@@ -64,13 +64,24 @@ struct MicroKernel {
   // the 5 rows of W_tiny's products or the last row of W_char's 65 classes) only the
   // first packet of rows is computed: the same FMAs lane by lane, so the same bits, without
   // the second packet's (padding) loads and FMAs.
+  //
+  // With AInPlace (Half only), A is not packed: A(i, k) = a[k * lda + i] for i < m, read
+  // where it lies (a row-major block's rows, e.g. a weight gradient's X): the same values
+  // in the same lanes, so the same bits as from a packed panel, without the packing.
   template <int NR_, bool BKMajor = false, bool Add = true, bool Prefetch = false,
-            bool Half = false>
+            bool Half = false, bool AInPlace = false>
   static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m,
-                  const S* next = nullptr) {
+                  const S* next = nullptr, Index lda = MR) {
     using namespace Eigen::internal;
+    static_assert(!AInPlace || Half, "A is read in place only a packet of rows at a time");
     constexpr bool Two = !Half;  // the second packet of rows is computed
     const auto bkj = [&](Index k, int j) { return BKMajor ? b[k * ldb + j] : b[j * ldb + k]; };
+    const auto ak = [&](Index k) -> Packet {  // the first packet of rows of A's column k
+      if constexpr (AInPlace)
+        return m == kLanes ? ploadu<Packet>(a + k * lda) : load_part(a + k * lda, m);
+      else
+        return pload<Packet>(a + k * MR);
+    };
     // The C tile is read and written once, after the depth loop: ask for its lines now
     // (NR_ columns ldc apart, usually in as many pages: the hardware prefetchers do not
     // follow that pattern, and the loads would otherwise stall the store phase).
@@ -98,7 +109,7 @@ struct MicroKernel {
         RNNX_UNROLL
         for (int j = 0; j < NR_; ++j) {
           const Packet b0 = pset1<Packet>(bkj(k, j));
-          acc0[j] = pmadd(pload<Packet>(a + k * MR), b0, acc0[j]);
+          acc0[j] = pmadd(ak(k), b0, acc0[j]);
           if constexpr (Two) acc1[j] = pmadd(pload<Packet>(a + k * MR + kLanes), b0, acc1[j]);
         }
         RNNX_UNROLL
@@ -107,7 +118,7 @@ struct MicroKernel {
           for (int j = 0; j < NR_; ++j) {
             const Index kk = k + 1 + s;
             const Packet bs = pset1<Packet>(bkj(kk, j));
-            p0[s][j] = pmadd(pload<Packet>(a + kk * MR), bs, p0[s][j]);
+            p0[s][j] = pmadd(ak(kk), bs, p0[s][j]);
             if constexpr (Two) p1[s][j] = pmadd(pload<Packet>(a + kk * MR + kLanes), bs, p1[s][j]);
           }
       }
@@ -123,7 +134,7 @@ struct MicroKernel {
         RNNX_UNROLL
         for (Index o = 0; o < Index(MR * sizeof(S)); o += 64) _mm_prefetch(line + o, _MM_HINT_T1);
       }
-      const Packet a0 = pload<Packet>(a + k * MR);
+      const Packet a0 = ak(k);
       const Packet a1 = Two ? pload<Packet>(a + k * MR + kLanes) : a0;
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
@@ -214,12 +225,15 @@ struct MicroKernel {
 
   // dispatch() for a panel of m <= kLanes rows (Half: see run()); no prefetching (the
   // panels of one packet are the small products' and the last of a weight matrix).
-  template <bool BKMajor = false, int NR_ = NR, bool Add = true>
+  // With AInPlace, A is read in place, lda apart (see run()).
+  template <bool BKMajor = false, int NR_ = NR, bool Add = true, bool AInPlace = false>
   static void dispatch_half(int n, const S* a, const S* b, Index ldb, Index kc, S* c,
-                            Index ldc, Index m) {
+                            Index ldc, Index m, Index lda = MR) {
     if constexpr (NR_ >= 1) {
-      if (n == NR_) return run<NR_, BKMajor, Add, false, true>(a, b, ldb, kc, c, ldc, m);
-      dispatch_half<BKMajor, NR_ - 1, Add>(n, a, b, ldb, kc, c, ldc, m);
+      if (n == NR_)
+        return run<NR_, BKMajor, Add, false, true, AInPlace>(a, b, ldb, kc, c, ldc, m, nullptr,
+                                                             lda);
+      dispatch_half<BKMajor, NR_ - 1, Add, AInPlace>(n, a, b, ldb, kc, c, ldc, m, lda);
     }
   }
 };
