@@ -858,3 +858,22 @@ def test_small_weight_gradients_equal_the_packed_ones(dtype, O, F):
     _, dwp, dbp = heads.dense_backward(dyp, xp, w)
     assert np.array_equal(dw, dwp) and np.array_equal(db, dbp)
     np.testing.assert_allclose(dw, dy.T.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N,F,O", [(40, 5, 2), (40, 3, 5), (7, 20, 17), (100, 256, 33)])
+def test_the_bias_is_added_to_each_sum_as_it_is_stored(dtype, N, F, O):
+    """The products write each output once: its sum plus the bias, or plus +0 without one
+    (the same bits as the rows set to the bias first and the sums added). With one depth
+    block (F <= 256), dense_forward(x, w, b) is then dense_forward(x, w) + b bit for bit,
+    and a sum that underflows to -0 comes out +0."""
+    rng = np.random.default_rng(N + F + O)
+    x = rng.standard_normal((N, F)).astype(dtype)
+    w = rng.standard_normal((O, F)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype)
+    assert np.array_equal(heads.dense_forward(x, w, b), heads.dense_forward(x, w) + b)
+    tiny = np.finfo(dtype).tiny  # every product -tiny**2: -0 after rounding
+    y = heads.dense_forward(np.full((N, F), tiny, dtype), np.full((O, F), -tiny, dtype))
+    assert np.all(y == 0) and not np.signbit(y).any()
+    dx0, _, _ = heads.dense_backward(np.full((N, O), tiny, dtype), x, np.full((O, F), -tiny, dtype))
+    assert np.all(dx0 == 0) and not np.signbit(dx0).any()

@@ -70,8 +70,13 @@ struct MicroKernel {
   // in the same lanes, so the same bits as from a packed panel, without the packing.
   template <int NR_, bool BKMajor = false, bool Add = true, bool Prefetch = false,
             bool Half = false, bool AInPlace = false>
+  //
+  // With Add false and bias not null, C = bias + the product, bias[i] for row i (the same
+  // addition, operands in the same order, as C = bias followed by Add: the same bits,
+  // without writing C twice and reading it back right after a partial packet's masked
+  // stores, which the loads cannot take from the store buffer).
   static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m,
-                  const S* next = nullptr, Index lda = MR) {
+                  const S* next = nullptr, Index lda = MR, const S* bias = nullptr) {
     using namespace Eigen::internal;
     static_assert(!AInPlace || Half, "A is read in place only a packet of rows at a time");
     constexpr bool Two = !Half;  // the second packet of rows is computed
@@ -147,8 +152,9 @@ struct MicroKernel {
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
         S* cj = c + j * ldc;
-        const Packet v = Add ? padd(m == kLanes ? ploadu<Packet>(cj) : load_part(cj, m), acc0[j])
-                             : acc0[j];
+        const Packet v = Add    ? padd(m == kLanes ? ploadu<Packet>(cj) : load_part(cj, m), acc0[j])
+                         : bias ? padd(m == kLanes ? ploadu<Packet>(bias) : load_part(bias, m), acc0[j])
+                                : acc0[j];
         if (m == kLanes)
           pstoreu(cj, v);
         else
@@ -156,6 +162,17 @@ struct MicroKernel {
       }
     } else if constexpr (!Add) {
       const Index m0 = std::min(m, kLanes), m1 = m - m0;
+      if (bias) {
+        const Packet b0 = m0 == kLanes ? ploadu<Packet>(bias) : load_part(bias, m0);
+        const Packet b1 = m1 == kLanes ? ploadu<Packet>(bias + kLanes)
+                          : m1 > 0     ? load_part(bias + kLanes, m1)
+                                       : pzero(b0);
+        RNNX_UNROLL
+        for (int j = 0; j < NR_; ++j) {
+          acc0[j] = padd(b0, acc0[j]);
+          acc1[j] = padd(b1, acc1[j]);
+        }
+      }
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
         S* cj = c + j * ldc;
@@ -203,23 +220,25 @@ struct MicroKernel {
   // batch of 10).
   template <bool BKMajor, bool Add, bool Prefetch = false>
   RNNX_NOINLINE static void run_full(const S* a, const S* b, Index ldb, Index kc, S* c,
-                                     Index ldc, Index m, const S* next = nullptr) {
-    run<NR, BKMajor, Add, Prefetch>(a, b, ldb, kc, c, ldc, m, next);
+                                     Index ldc, Index m, const S* next = nullptr,
+                                     const S* bias = nullptr) {
+    run<NR, BKMajor, Add, Prefetch>(a, b, ldb, kc, c, ldc, m, next, MR, bias);
   }
 
   // `next`: see run(); taken by the full-width panel only (nullptr: no prefetching).
+  // `bias`: see run() (Add false only).
   template <bool BKMajor = false, int NR_ = NR, bool Add = true>
   static void dispatch(int n, const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc,
-                       Index m, const S* next = nullptr) {
+                       Index m, const S* next = nullptr, const S* bias = nullptr) {
     if constexpr (NR_ == NR) {
       if (n == NR_) {
-        if (next) return run_full<BKMajor, Add, true>(a, b, ldb, kc, c, ldc, m, next);
-        return run_full<BKMajor, Add>(a, b, ldb, kc, c, ldc, m);
+        if (next) return run_full<BKMajor, Add, true>(a, b, ldb, kc, c, ldc, m, next, bias);
+        return run_full<BKMajor, Add>(a, b, ldb, kc, c, ldc, m, nullptr, bias);
       }
-      dispatch<BKMajor, NR_ - 1, Add>(n, a, b, ldb, kc, c, ldc, m);
+      dispatch<BKMajor, NR_ - 1, Add>(n, a, b, ldb, kc, c, ldc, m, nullptr, bias);
     } else if constexpr (NR_ >= 1) {
-      if (n == NR_) return run<NR_, BKMajor, Add>(a, b, ldb, kc, c, ldc, m);
-      dispatch<BKMajor, NR_ - 1, Add>(n, a, b, ldb, kc, c, ldc, m);
+      if (n == NR_) return run<NR_, BKMajor, Add>(a, b, ldb, kc, c, ldc, m, nullptr, MR, bias);
+      dispatch<BKMajor, NR_ - 1, Add>(n, a, b, ldb, kc, c, ldc, m, nullptr, bias);
     }
   }
 
@@ -228,12 +247,12 @@ struct MicroKernel {
   // With AInPlace, A is read in place, lda apart (see run()).
   template <bool BKMajor = false, int NR_ = NR, bool Add = true, bool AInPlace = false>
   static void dispatch_half(int n, const S* a, const S* b, Index ldb, Index kc, S* c,
-                            Index ldc, Index m, Index lda = MR) {
+                            Index ldc, Index m, Index lda = MR, const S* bias = nullptr) {
     if constexpr (NR_ >= 1) {
       if (n == NR_)
         return run<NR_, BKMajor, Add, false, true, AInPlace>(a, b, ldb, kc, c, ldc, m, nullptr,
-                                                             lda);
-      dispatch_half<BKMajor, NR_ - 1, Add, AInPlace>(n, a, b, ldb, kc, c, ldc, m, lda);
+                                                             lda, bias);
+      dispatch_half<BKMajor, NR_ - 1, Add, AInPlace>(n, a, b, ldb, kc, c, ldc, m, lda, bias);
     }
   }
 };
@@ -313,10 +332,17 @@ class PackedLhs {
   void multiply(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
     product<false>(b, N, ldb, c, ldc, work);
   }
+  // C = bias + A * Bm (bias: M values, bias[i] for row i): the same bits as C = bias
+  // (every column) followed by multiply_add(), in one pass over C.
+  void multiply_bias(const S* b, Index N, Index ldb, S* c, Index ldc, S* work,
+                     const S* bias) const {
+    product<false>(b, N, ldb, c, ldc, work, bias);
+  }
 
  private:
   template <bool Add>
-  void product(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
+  void product(const S* b, Index N, Index ldb, S* c, Index ldc, S* work,
+               const S* bias = nullptr) const {
     (void)work;  // Bm is read in place (see MicroKernel::run)
     for (Index k0 = 0; k0 < K_; k0 += kDepth) {
       const Index kc = std::min(kDepth, K_ - k0);
@@ -338,15 +364,18 @@ class PackedLhs {
           S* cp = c + j0 * ldc + p * MR;
           const Index m = std::min(MR, M_ - p * MR);
           const S* pf = j0 == 0 ? next : nullptr;
+          const S* bp_bias = bias ? bias + p * MR : nullptr;  // this panel's rows'
           if (m <= Kernel::kLanes) {  // one packet of rows (the same bits, half the work)
             if (Add || k0 > 0)
               Kernel::dispatch_half(n, ap, bp, ldb, kc, cp, ldc, m);
             else
-              Kernel::template dispatch_half<false, NR, false>(n, ap, bp, ldb, kc, cp, ldc, m);
+              Kernel::template dispatch_half<false, NR, false>(n, ap, bp, ldb, kc, cp, ldc, m,
+                                                               MR, bp_bias);
           } else if (Add || k0 > 0) {
             Kernel::dispatch(n, ap, bp, ldb, kc, cp, ldc, m, pf);
           } else {
-            Kernel::template dispatch<false, NR, false>(n, ap, bp, ldb, kc, cp, ldc, m, pf);
+            Kernel::template dispatch<false, NR, false>(n, ap, bp, ldb, kc, cp, ldc, m, pf,
+                                                        bp_bias);
           }
         }
       }
@@ -405,6 +434,12 @@ class PackedLhs {
   // C = A * Bm (rows of C set to zero, then multiply_add()).
   void multiply(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
     for (Index j = 0; j < N; ++j) std::fill_n(c + j * ldc, M_, S(0));
+    multiply_add(b, N, ldb, c, ldc, work);
+  }
+  // C = bias + A * Bm (every column of C set to bias, then multiply_add()).
+  void multiply_bias(const S* b, Index N, Index ldb, S* c, Index ldc, S* work,
+                     const S* bias) const {
+    for (Index j = 0; j < N; ++j) std::copy_n(bias, M_, c + j * ldc);
     multiply_add(b, N, ldb, c, ldc, work);
   }
 
