@@ -149,11 +149,14 @@ struct MicroKernel {
       }
     }
     if constexpr (Half) {  // m <= kLanes: the first packet of rows only
+      const Packet b0 = Add || !bias ? pzero(acc0[0])
+                        : m == kLanes ? ploadu<Packet>(bias)
+                                      : load_part(bias, m);
       RNNX_UNROLL
       for (int j = 0; j < NR_; ++j) {
         S* cj = c + j * ldc;
         const Packet v = Add    ? padd(m == kLanes ? ploadu<Packet>(cj) : load_part(cj, m), acc0[j])
-                         : bias ? padd(m == kLanes ? ploadu<Packet>(bias) : load_part(bias, m), acc0[j])
+                         : bias ? padd(b0, acc0[j])
                                 : acc0[j];
         if (m == kLanes)
           pstoreu(cj, v);
