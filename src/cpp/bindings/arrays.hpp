@@ -20,6 +20,7 @@
 
 #include "rnnx/common.hpp"
 #include "rnnx/memory.hpp"
+#include "rnnx/packets.hpp"
 
 namespace rnnx::bind {
 
@@ -220,10 +221,21 @@ inline py::array_t<std::int64_t> int_arg(py::handle obj, const char* name,
 // Whether p[0..n) are all finite: x - x is 0 for a finite x and NaN for NaN or infinity,
 // so one vectorised sum answers (a test per element with an early exit is not vectorised:
 // it measured 14% of the cross-entropy's time, and 2-3% of a whole LSTM training step).
+// Below 64 values a packet loop does the same (Eigen's reduction set-up took about 60
+// instructions per array, for the 5 to 25 values of each of W_tiny's seven).
 template <typename S>
 bool all_finite(const S* p, Index n) {
+  if (n < 64) {
+    using namespace Eigen::internal;
+    Packet<S> acc = pset1<Packet<S>>(S(0));
+    for_packets<S>(n, [&](const Lanes<S>& l) {
+      const Packet<S> v = l.load(p);
+      acc = padd(acc, psub(v, v));
+    });
+    return predux(acc) == S(0);
+  }
   const MapConstArr<S> a(p, n);
-  return n == 0 || (a - a).sum() == S(0);
+  return (a - a).sum() == S(0);
 }
 
 template <typename S>
