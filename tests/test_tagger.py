@@ -223,7 +223,7 @@ def test_each_gradient_is_its_own_aligned_array(cell_id, H, bias):
                 np.testing.assert_array_equal(grads[k2], kept[k2], err_msg=(k, k2))
         grads[k][...] = kept[k]
     last = grads.pop("head.weight")
-    del grads
+    del grads, g, g2  # (the loops' names held two of the arrays)
     np.testing.assert_array_equal(last, kept["head.weight"])  # its block outlived the rest
     _ = [tagger.loss_and_grads(x, targets) for _ in range(3)]  # calls that reuse freed blocks
     np.testing.assert_array_equal(last, kept["head.weight"])
@@ -463,20 +463,27 @@ def test_the_core_entry_reads_each_array_in_any_layout(arg):
     params, names, hw, hb = _step_args(tagger)
     key = {"w_ih": names[0], "w_hh": names[1], "b_ih": names[2], "b_hh": names[3]}.get(arg)
 
-    def call(a):
+    def call(a, grad_names=None):
         p = dict(params)
         if key:
             p[key] = a
         args = {"x": x, "head_w": hw, "head_b": hb, **({arg: a} if not key else {})}
-        return _step(args["x"], p, names, args["head_w"], args["head_b"], targets, None, "rnn")
+        return _step(args["x"], p, names, args["head_w"], args["head_b"], targets, None, "rnn",
+                     grad_names=grad_names)
 
     value = {"x": x, "head_w": hw, "head_b": hb}.get(arg, params.get(key))
     want = call(_aligned(value))
+    want_loss, want_grads = call(_aligned(value), tagger._grad_names)
+    assert want_loss == want
     layouts = {"aligned": _aligned(value), "misaligned": misaligned(value),
-               "fortran": np.asfortranarray(value),
+               "fortran": np.asfortranarray(value),  # (for a 1-D array, C order too)
                "strided": np.repeat(value, 2, axis=-1)[..., ::2]}
     for name, a in layouts.items():
         assert call(a) == want, name
+        loss, grads = call(a, tagger._grad_names)
+        assert loss == want and grads.keys() == want_grads.keys(), name
+        for k in grads:
+            assert np.array_equal(grads[k], want_grads[k]), (name, k)
     name = {"x": "x", "head_w": "head_w", "head_b": "head_b"}.get(arg, arg)
     for bad in (_aligned(value), misaligned(value)):  # read in place, and copied
         bad.flat[bad.size - 1] = np.nan

@@ -25,6 +25,16 @@ using ssize = py::ssize_t;
 // a W_tiny Tagger call's seven arrays took about 260 instructions through the general
 // checks below (a py::array and a py::dtype, refcounts, flags and shape one call each);
 // anything else still goes there, to be copied or refused with its message.
+// A NumPy byte-order character of this machine's order: '=' (native), '|' (not
+// applicable), or the explicit one of this machine ('<' little-endian, '>' big-endian).
+inline bool native_order(char c) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return c == '=' || c == '|' || c == '>';
+#else
+  return c == '=' || c == '|' || c == '<';
+#endif
+}
+
 template <typename S, typename Dims>
 inline const S* exact_array(PyObject* o, const Dims& shape, Index& n) {
   const auto& api = py::detail::npy_api::get();
@@ -33,7 +43,7 @@ inline const S* exact_array(PyObject* o, const Dims& shape, Index& n) {
   const auto* descr = py::detail::array_descriptor_proxy(a->descr);
   constexpr int type_num = std::is_same_v<S, float> ? py::detail::npy_api::NPY_FLOAT_
                                                     : py::detail::npy_api::NPY_DOUBLE_;
-  if (descr->type_num != type_num || descr->byteorder == '>' ||
+  if (descr->type_num != type_num || !native_order(descr->byteorder) ||
       a->nd != int(shape.size()) || !(a->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) ||
       !is_aligned(a->data))
     return nullptr;

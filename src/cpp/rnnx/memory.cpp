@@ -83,7 +83,7 @@ std::size_t large_max() {
   return bytes;
 }
 
-constexpr int kClasses = 13;                              // small blocks: 64 B .. 128 KiB
+constexpr int kClasses = 13;                              // small blocks: 64 B .. 256 KiB
 constexpr std::size_t kPerClass = 32;                     // free small blocks kept per class
 
 // Each block is preceded by kAlign bytes whose last 8 record its usable size.

@@ -335,8 +335,8 @@ class PackedLhs {
   void multiply(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
     product<false>(b, N, ldb, c, ldc, work);
   }
-  // C = bias + A * Bm (bias: M values, bias[i] for row i): the same bits as C = bias
-  // (every column) followed by multiply_add(), in one pass over C.
+  // C = bias + A * Bm (bias: M values, bias[i] for row i; K >= 1): the same bits as C =
+  // bias (every column) followed by multiply_add(), in one pass over C.
   void multiply_bias(const S* b, Index N, Index ldb, S* c, Index ldc, S* work,
                      const S* bias) const {
     product<false>(b, N, ldb, c, ldc, work, bias);
