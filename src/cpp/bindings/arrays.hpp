@@ -313,8 +313,10 @@ py::array_t<S> empty_dims(const py::ssize_t* dims, int ndim) {
   checked_bytes(n, sizeof(S));
   S* data = AlignedAllocator<S>().allocate(n);
   const py::object owner = owner_of(data);  // frees data on a throw
-  return py::reinterpret_steal<py::array_t<S>>(array_over<S>(data, dims, ndim, owner).release());
+  return py::reinterpret_steal<py::array_t<S>>(
+      array_over<S>(data, dims, ndim, owner).release());
 }
+
 // The shape of one of a call's outputs, for empty_group.
 struct OutShape {
   bool present;  // false: the output is None
@@ -325,9 +327,9 @@ struct OutShape {
 // A call's outputs (None where absent) as fresh C-contiguous arrays that start on
 // kAlign boundaries, with ptr[i] their data (nullptr where absent). Small outputs share
 // one block and one owner: a W_tiny training call returns six gradients, and one block
-// for them took 1.4K off its 52K instructions (callgrind). The block
-// lives while any of them does, so outputs of kGroupBytes and more in all get a block
-// each, as empty() makes them.
+// for them took 1.4K off its 52K instructions (callgrind). The block lives while any of
+// them does, so outputs of kGroupBytes and more in all get a block each, as empty()
+// makes them.
 constexpr size_t kGroupBytes = size_t(64) << 10;
 template <typename S, size_t N>
 std::array<py::object, N> empty_group(const OutShape (&shape)[N], S* (&ptr)[N]) {

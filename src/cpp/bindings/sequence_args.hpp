@@ -15,16 +15,6 @@ namespace rnnx::bind {
 
 using ssize = py::ssize_t;
 
-// An array of dtype S and exactly `shape` (TypeError / ValueError otherwise), finite,
-// as an aligned C-contiguous block (see Aligned). The shape as a Shape, or as a braced
-// list (no vector built: at W_tiny's sizes the seven built per Tagger call were 1-2% of
-// its instructions).
-//
-// The usual argument is checked first straight from NumPy's array struct: an ndarray of
-// S in native byte order, of this shape, C-contiguous and aligned, used in place. Each of
-// a W_tiny Tagger call's seven arrays took about 260 instructions through the general
-// checks below (a py::array and a py::dtype, refcounts, flags and shape one call each);
-// anything else still goes there, to be copied or refused with its message.
 // A NumPy byte-order character of this machine's order: '=' (native), '|' (not
 // applicable), or the explicit one of this machine ('<' little-endian, '>' big-endian).
 inline bool native_order(char c) {
@@ -35,6 +25,8 @@ inline bool native_order(char c) {
 #endif
 }
 
+// obj's data when obj is an ndarray of S in native byte order, of exactly `shape`,
+// C-contiguous and aligned (n: its size), read from NumPy's array struct; else nullptr.
 template <typename S, typename Dims>
 inline const S* exact_array(PyObject* o, const Dims& shape, Index& n) {
   const auto& api = py::detail::npy_api::get();
@@ -56,6 +48,16 @@ inline const S* exact_array(PyObject* o, const Dims& shape, Index& n) {
   return reinterpret_cast<const S*>(a->data);
 }
 
+// An array of dtype S and exactly `shape` (TypeError / ValueError otherwise), finite,
+// as an aligned C-contiguous block (see Aligned). The shape as a Shape, or as a braced
+// list (no vector built: at W_tiny's sizes the seven built per Tagger call were 1-2% of
+// its instructions).
+//
+// The usual argument is checked first straight from NumPy's array struct: an ndarray of
+// S in native byte order, of this shape, C-contiguous and aligned, used in place. Each of
+// a W_tiny Tagger call's seven arrays took about 260 instructions through the general
+// checks below (a py::array and a py::dtype, refcounts, flags and shape one call each);
+// anything else still goes there, to be copied or refused with its message.
 template <typename S, typename Dims>
 inline Aligned<S> in_shaped(py::handle obj, const char* name, const Dims& shape,
                             const char* dims) {

@@ -68,13 +68,13 @@ struct MicroKernel {
   // With AInPlace (Half only), A is not packed: A(i, k) = a[k * lda + i] for i < m, read
   // where it lies (a row-major block's rows, e.g. a weight gradient's X): the same values
   // in the same lanes, so the same bits as from a packed panel, without the packing.
-  template <int NR_, bool BKMajor = false, bool Add = true, bool Prefetch = false,
-            bool Half = false, bool AInPlace = false>
   //
   // With Add false and bias not null, C = bias + the product, bias[i] for row i (the same
   // addition, operands in the same order, as C = bias followed by Add: the same bits,
   // without writing C twice and reading it back right after a partial packet's masked
   // stores, which the loads cannot take from the store buffer).
+  template <int NR_, bool BKMajor = false, bool Add = true, bool Prefetch = false,
+            bool Half = false, bool AInPlace = false>
   static void run(const S* a, const S* b, Index ldb, Index kc, S* c, Index ldc, Index m,
                   const S* next = nullptr, Index lda = MR, const S* bias = nullptr) {
     using namespace Eigen::internal;
