@@ -330,6 +330,55 @@ def test_every_column_count_of_the_micro_kernel(cell, dtype, batch):
             np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
 
 
+def per_sequence_outputs(cell, x, h0, c0, w_ih, w_hh, b, dh):
+    """The outputs of a forward and backward call that belong to each sequence alone:
+    the states of every step (axis 1) and the carries into step 0 (axis 0)."""
+    if cell == "lstm":
+        h, c, gates = kernels.lstm_forward(x, h0, c0, w_ih, w_hh, b)
+        _, dh0, dc0, *_ = kernels.lstm_backward(dh, x, h0, c0, h, c, gates, w_ih, w_hh)
+        return {"h": h, "c": c, "gates": gates}, {"dh0": dh0, "dc0": dc0}
+    if cell.startswith("gru"):
+        reset_after, simplified = cell != "gru_before", cell == "gru_simplified"
+        h, gates, aux = kernels.gru_forward(x, h0, w_ih, w_hh, b, b, reset_after, simplified)
+        _, dh0, *_ = kernels.gru_backward(dh, x, h0, h, gates, aux, w_ih, w_hh, reset_after,
+                                          simplified)
+        return {"h": h, "gates": gates}, {"dh0": dh0}
+    h = kernels.rnn_forward(x, h0, w_ih, w_hh, b, cell.split("_")[1])
+    _, dh0, *_ = kernels.rnn_backward(dh, x, h0, h, w_ih, w_hh, cell.split("_")[1])
+    return {"h": h}, {"dh0": dh0}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("cell", ["rnn_tanh", "gru", "gru_before", "gru_simplified", "lstm"])
+def test_a_sequence_has_the_same_bits_in_any_batch_of_three_or_more(cell, dtype):
+    """The recurrent product of a step sums every column (sequence) over the depth in
+    one chain once the batch has 3 sequences or more: batches of 13 and 14 end in two
+    panels of about half the micro-kernel's width (6+6+4+3 or 6+6+4+4 on AVX2, 7+6 or
+    7+7 on AVX-512), not in a panel of 1 or 2 columns, whose depth is summed in 4
+    interleaved chains. So each sequence's states and carries are the same bits as in a
+    batch of 3. x = 0: the input projection is then the bias exactly, whatever its order
+    of summation (that product's panels follow its T*B rows, not the batch)."""
+    G = {"lstm": 4, "gru_simplified": 2}.get(cell, 3 if cell.startswith("gru") else 1)
+    hidden, steps = 40, 5
+    for batch in (13, 14):
+        rng = np.random.default_rng(batch)
+        x = np.zeros((steps, batch, 3), dtype)
+        h0, c0 = (rng.standard_normal((batch, hidden)).astype(dtype) for _ in range(2))
+        w_ih = rng.standard_normal((G * hidden, 3)).astype(dtype)
+        w_hh = (rng.standard_normal((G * hidden, hidden)) * 0.3).astype(dtype)
+        b = (rng.standard_normal(G * hidden) * 0.3).astype(dtype)
+        dh = rng.standard_normal((steps, batch, hidden)).astype(dtype)
+        states, carries = per_sequence_outputs(cell, x, h0, c0, w_ih, w_hh, b, dh)
+        for first in range(0, batch, 3):
+            rows = [(first + i) % batch for i in range(3)]
+            sub_states, sub_carries = per_sequence_outputs(
+                cell, x[:, rows], h0[rows], c0[rows], w_ih, w_hh, b, dh[:, rows])
+            for name, whole in states.items():
+                np.testing.assert_array_equal(sub_states[name], whole[:, rows], err_msg=name)
+            for name, whole in carries.items():
+                np.testing.assert_array_equal(sub_carries[name], whole[rows], err_msg=name)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_results_do_not_depend_on_the_thread_count(cell):
     # documented: bit-identical results for any thread count

@@ -324,28 +324,47 @@ class PackedLhs {
   // C += A * Bm for Bm(k, j) = b[j * ldb + k] (the transpose of a row-major (N x K)
   // block, e.g. h_{t-1}) and C(i, j) = c[j * ldc + i] (a row-major (N x M) block, e.g.
   // the step's gates). work: work_size(K, N) elements, aligned. Each C(i, j) is summed
-  // over k in order (one FMA chain per depth block): the result depends only on K.
+  // over k in order, one FMA chain per depth block (4 interleaved ones where N is 1 or 2,
+  // see MicroKernel::run): the result depends only on K. The last NR + 1 or NR + 2
+  // columns make two panels of about half as many (panel_width).
   void multiply_add(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
-    product<true>(b, N, ldb, c, ldc, work);
+    product<true>(b, N, ldb, c, ldc, work, nullptr, true);
   }
   // C = A * Bm (C is not read; K >= 1): C(i, j) the same sum as multiply_add() adds, so
   // that x + (C = A Bm) equals (C = x) += A Bm bit for bit when K <= kDepth. (Not always
   // (C = 0) += A Bm: a sum can be -0, an FMA rounding a tiny negative product, where
   // 0 + it is +0.)
   void multiply(const S* b, Index N, Index ldb, S* c, Index ldc, S* work) const {
-    product<false>(b, N, ldb, c, ldc, work);
+    product<false>(b, N, ldb, c, ldc, work, nullptr, true);
   }
-  // C = bias + A * Bm (bias: M values, bias[i] for row i; K >= 1): the same bits as C =
-  // bias (every column) followed by multiply_add(), in one pass over C.
+  // C = bias + A * Bm (bias: M values, bias[i] for row i; K >= 1) in one pass over C:
+  // the same bits as C = bias (every column) followed by the product. Its panels are NR
+  // wide but the last, never halved (panel_width): rows_times splits its rows into
+  // blocks whose sizes follow the thread count, and a panel's width, so its columns'
+  // sums, must not depend on that split.
   void multiply_bias(const S* b, Index N, Index ldb, S* c, Index ldc, S* work,
                      const S* bias) const {
     product<false>(b, N, ldb, c, ldc, work, bias);
   }
 
  private:
+  // The width of the panel of columns [j0, j0 + width) of N: NR, but with `halves` the
+  // last NR + 1 or NR + 2 columns make two panels of about half that many (a step's
+  // batch of 32 on AVX2, NR = 6: 6+6+6+6+4+4, not 6+6+6+6+6+2). A panel of 1 or 2
+  // columns sums its depth in 4 interleaved chains for the FMA latency and loads a
+  // packet of A for every 2 FMAs: W_char's last panel of 2 ran at about half the rate of
+  // the others (perf). Every column of a product of 3 or more is then summed in the
+  // same order, over k in one chain, so a sequence's steps come out the same bits in any
+  // batch of 3 or more.
+  static Index panel_width(Index j0, Index N, bool halves) {
+    const Index left = N - j0;
+    if (halves && left > NR && left <= NR + 2) return (left + 1) / 2;
+    return std::min(NR, left);
+  }
+
   template <bool Add>
   void product(const S* b, Index N, Index ldb, S* c, Index ldc, S* work,
-               const S* bias = nullptr) const {
+               const S* bias = nullptr, bool halves = false) const {
     (void)work;  // Bm is read in place (see MicroKernel::run)
     for (Index k0 = 0; k0 < K_; k0 += kDepth) {
       const Index kc = std::min(kDepth, K_ - k0);
@@ -360,8 +379,9 @@ class PackedLhs {
       // 7% and 12% more GFLOP/s, M = 1024 2%; at W_mid's sizes no change.
       for (Index p = 0; p * MR < M_; ++p) {
         const S* next = (p + 1) * MR < M_ ? a_block + (p + 1) * MR * kc : nullptr;
-        for (Index j0 = 0; j0 < N; j0 += NR) {
-          const int n = int(std::min(NR, N - j0));
+        for (Index j0 = 0, width = 0; j0 < N; j0 += width) {
+          width = panel_width(j0, N, halves);
+          const int n = int(width);
           const S* ap = a_block + p * MR * kc;
           const S* bp = b + j0 * ldb + k0;
           S* cp = c + j0 * ldc + p * MR;
