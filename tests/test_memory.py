@@ -159,3 +159,40 @@ def test_the_cache_limit_can_be_set(limit_mb, kept):
     freed = int(out.stdout.split()[-1])
     gates = 100 * 64 * 4 * 80 * 8
     assert (freed >= gates) == kept, freed
+
+
+HUGE_PAGES = r"""
+import numpy as np
+from rnnx import kernels
+
+def vm_flags(address):  # the VmFlags of the mapping that holds address
+    with open("/proc/self/smaps") as f:
+        inside = False
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(v, 16) for v in head.split("-"))
+                inside = lo <= address < hi
+            elif inside and head == "VmFlags:":
+                return line.split()[1:]
+
+rng = np.random.default_rng(0)
+w_ih, w_hh = (rng.standard_normal((64, 64)).astype(np.float32) for _ in range(2))
+x = rng.standard_normal((160, 64, 64)).astype(np.float32)
+h = kernels.rnn_forward(x, np.zeros((64, 64), np.float32), w_ih, w_hh)  # h_0..h_T: 2.6 MB
+assert h.nbytes >= 2 << 20
+print("first", "hg" in vm_flags(h.ctypes.data), "last", "hg" in vm_flags(h.ctypes.data + h.nbytes - 1))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled"),
+                    reason="needs Linux with transparent huge pages")
+def test_blocks_of_2_mib_and_up_are_offered_huge_pages():
+    """A block of 2 MiB or more is asked to be backed by huge pages: the mapping that holds
+    it has the 'hg' flag (madvise(MADV_HUGEPAGE)). In a fresh interpreter, with NumPy's
+    own advice for its large arrays turned off (the C library may hand rnnx memory that
+    NumPy advised). Smaller blocks are not asserted on: they too may be carved out of
+    memory a freed large block was advised in."""
+    proc = run_python(HUGE_PAGES, NUMPY_MADVISE_HUGEPAGE="0")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["first", "True", "last", "True"], proc.stdout

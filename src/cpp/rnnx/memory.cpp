@@ -11,6 +11,7 @@
 #include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
 #include <unistd.h>
 #endif
 
@@ -131,11 +132,22 @@ int size_class(std::size_t bytes) {
   return bytes <= 64 ? 0 : 58 - __builtin_clzll(static_cast<unsigned long long>(bytes - 1));
 }
 
+constexpr std::size_t kHuge = std::size_t(2) << 20;  // blocks this size and up: huge pages
+
+// A block of at least `bytes` usable bytes, its header included. From kHuge up: whole
+// huge pages, aligned, asked to be backed by them (see memory.hpp); the usable size
+// recorded is then all of it but the header.
 void* fresh(std::size_t bytes) {
-  char* raw = static_cast<char*>(std::aligned_alloc(kAlign, bytes + kAlign));
+  const bool huge = bytes >= kHuge;
+  if (huge && bytes > SIZE_MAX - kHuge - kAlign) throw AllocationTooLarge(SIZE_MAX);
+  const std::size_t total = huge ? (bytes + kAlign + kHuge - 1) / kHuge * kHuge : bytes + kAlign;
+  char* raw = static_cast<char*>(std::aligned_alloc(huge ? kHuge : kAlign, total));
   if (!raw) throw std::bad_alloc();
+#if defined(MADV_HUGEPAGE)
+  if (huge) madvise(raw, total, MADV_HUGEPAGE);  // a hint: nothing is lost where refused
+#endif
   void* user = raw + kAlign;
-  size_of(user) = bytes;
+  size_of(user) = total - kAlign;
   return user;
 }
 
