@@ -154,16 +154,22 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
     const Index folded = (v.reset_after && !v.simplified) ? 2 * H : GH;
     for (Index i = 0; i < folded; ++i) bias[size_t(i)] += b_hh[i];
   }
-  project_inputs(gates, GH, d, x, w_in, bias.empty() ? nullptr : bias.data());
+  const S* const b_in = bias.empty() ? nullptr : bias.data();
   // The one-task loop where it measured faster (AVX-512, float, Tagger calls, against the
   // general loop, in-process A/B): H = 5 at B = 10 11% less time, H = 8, 12, 16, 32, 48,
   // 64 1-7% less; with AVX2, H = 5, 8, 16: 5-10% less. H = 20, 24 and 33 (a partial last
   // packet after whole ones) measured 2-6% slower there, cause not found: they keep the
   // general loop.
   constexpr Index L = kLanes<S>;
-  if constexpr (PackedLhs<S>::kRowsIndependent)  // (rnnx's own kernel: FMA builds)
-    if (!before && H <= kUnitsPerTask && (H <= L || H % L == 0))
+  if constexpr (PackedLhs<S>::kRowsIndependent) {  // (rnnx's own kernel: FMA builds)
+    if (!before && H <= kUnitsPerTask && (H <= L || H % L == 0)) {
+      project_inputs(gates, GH, d, x, w_in, b_in);
       return forward_one_task(d, v, w_hh, b_hh, gates, aux, h_all, len);
+    }
+  }
+  // The general loop: index input's projection is gathered by each task, its own units'
+  // columns of a step (gather_input_cols), the rest in one GEMM before the loop.
+  if (!d.ids) project_inputs(gates, GH, d, x, w_in, b_in);
 
   // Each task packs its rows of W_hh once per call, one block per gate. A step adds
   // h_{t-1} W_hqᵀ straight into the task's columns of the step's gates (on top of the
@@ -206,6 +212,10 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
       S* wk = scratch.data() + k * work;
+      if (d.ids)
+        for (Index q = 0; q < G; ++q)
+          gather_input_cols(d, w_in, GH, b_in, t * B, B, q * H + u.j0, u.c, gt + q * H + u.j0,
+                            GH);
       for (Index q = 0; q < (whole ? 1 : n_direct); ++q)
         w_tasks[size_t(G * k + q)].multiply_add(hp, B, H, gt + q * H + u.j0, GH, wk);
       if (after) {  // aux = h_{t-1} W_hnᵀ + b_hn

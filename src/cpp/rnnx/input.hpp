@@ -51,6 +51,24 @@ void project_input(Out&& out, const SeqDims& d, const S* x, const InputWeights<S
   }
 }
 
+// Index input only: the columns [c0, c0 + c) of the projection's rows [r0, r0 + n), out
+// row i at out + i * ldo: the same values as project_input's (the row of W_ihᵀ plus the
+// bias, value by value). A time loop's task takes its own units' columns of its step this
+// way, just before it adds the step's product to them, instead of a pass over all T*B
+// rows before the loop (W_char's LSTM: 13 MB written, then read back a step at a time
+// from far caches).
+template <typename S>
+void gather_input_cols(const SeqDims& d, const InputWeights<S>& w, Index GH, const S* bias,
+                       Index r0, Index n, Index c0, Index c, S* out, Index ldo) {
+  for (Index i = 0; i < n; ++i) {
+    const auto row = MapConstRowVec<S>(w.wt.data() + d.ids[r0 + i] * GH + c0, c);
+    if (bias)
+      MapRowVec<S>(out + i * ldo, c) = row + MapConstRowVec<S>(bias + c0, c);
+    else
+      MapRowVec<S>(out + i * ldo, c) = row;
+  }
+}
+
 // The projection of all T*B rows into out (T*B x GH, row-major), in blocks of rows split
 // evenly over the threads (balanced_split: multiples of kRowQuantum rows, whole panels of
 // the product's columns, so no sum depends on it).

@@ -96,9 +96,10 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
   const Lengths len(lengths, d.B, d.T);
   const Index T = d.T, B = d.B, D = d.D, H = d.H, TB = T * B;
 
-  // Input projection for all steps and all four gates: one GEMM before the loop.
+  // Input projection for all steps and all four gates: one GEMM before the loop (index
+  // input: each task gathers its own columns of a step in the loop, gather_input_cols).
   const InputWeights<S> w_in(d, w_ih, 4 * H);
-  project_inputs(gates, 4 * H, d, x, w_in, b);
+  if (!d.ids) project_inputs(gates, 4 * H, d, x, w_in, b);
 
   // The time loop: a task owns hidden units [j0, j0+c), i.e. those rows of each gate's
   // block of W_hh, packed once per call (by the thread that will use them, so they stay
@@ -124,6 +125,10 @@ void lstm_forward(const SeqDims& d, const S* x, const S* w_ih, const S* w_hh, co
       const Units u(k, H);
       const Index cu = u.c;
       S* gt = gates + t * B * 4 * H;  // the step's gates (B x 4H): i, f, g, o blocks of H
+      if (d.ids)
+        for (Index q = 0; q < 4; ++q)
+          gather_input_cols(d, w_in, 4 * H, b, t * B, B, q * H + u.j0, cu, gt + q * H + u.j0,
+                            4 * H);
       for (Index q = 0; q < blocks; ++q)
         w_tasks[size_t(blocks * k + q)].multiply_add(h_all + t * B * H, B, H,
                                                      gt + q * H + u.j0, 4 * H,

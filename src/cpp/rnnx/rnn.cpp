@@ -48,9 +48,10 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
   MapMat<S> Hall(h_all, (T + 1) * B, H);
   auto Z = Hall.bottomRows(TB);  // z_t is computed in place of h_t
 
-  // Input projection for all steps: one GEMM before the loop (in row blocks).
+  // Input projection for all steps: one GEMM before the loop (in row blocks; index input:
+  // each task gathers its own columns of a step in the loop, gather_input_cols).
   const InputWeights<S> w_in(d, w_ih, H);
-  project_inputs(h_all + B * H, H, d, x, w_in, b);
+  if (!d.ids) project_inputs(h_all + B * H, H, d, x, w_in, b);
 
   // The time loop: each task owns a block of hidden units and its rows of W_hh, packed
   // once per call by the thread that will use them (they stay in that core's cache).
@@ -66,6 +67,8 @@ void rnn_forward(const SeqDims& d, Nonlinearity f, const S* x, const S* w_ih, co
     parallel_for(n_units, [&](Index k) {
       const Units u(k, H);
       auto zt = Z.block(t * B, u.j0, B, u.c);  // z_t = (x W_ihᵀ + b)_t + h_{t-1} W_hhᵀ
+      if (d.ids)
+        gather_input_cols(d, w_in, H, b, t * B, B, u.j0, u.c, h_all + (t + 1) * B * H + u.j0, H);
       w_tasks[size_t(k)].multiply_add(h_all + t * B * H, B, H, h_all + (t + 1) * B * H + u.j0,
                                       H, scratch.data() + k * work);
       activate(f, zt);
