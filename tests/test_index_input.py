@@ -118,29 +118,47 @@ def test_kernel_rejects_bad_indices():
         kernels.rnn_forward(np.zeros((T,), dtype=np.int64), np.zeros((B, H)), wi, wh)
 
 
+FORWARDS = {  # name: (gates per unit, forward(x, h0, c0, w_ih, w_hh, b, lengths))
+    "rnn": (1, lambda x, h0, c0, wi, wh, b, n: kernels.rnn_forward(x, h0, wi, wh, b, lengths=n)),
+    "gru": (3, lambda x, h0, c0, wi, wh, b, n: kernels.gru_forward(x, h0, wi, wh, b, b,
+                                                                   lengths=n)),
+    "gru_reset_before": (3, lambda x, h0, c0, wi, wh, b, n: kernels.gru_forward(
+        x, h0, wi, wh, b, b, reset_after=False, lengths=n)),
+    "gru_simplified": (2, lambda x, h0, c0, wi, wh, b, n: kernels.gru_forward(
+        x, h0, wi, wh, b, b, simplified=True, lengths=n)),
+    "lstm": (4, lambda x, h0, c0, wi, wh, b, n: kernels.lstm_forward(x, h0, c0, wi, wh, b,
+                                                                     lengths=n)),
+}
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("name", KERNELS)
+@pytest.mark.parametrize("name", FORWARDS)
 def test_kernel_index_input_forward_has_the_one_hot_bits(name, dtype, threads):
     """A one-hot row's projection is its column of w_ih plus the bias exactly (the other
     products are zeros), so the forward pass of index input, whose time loop gathers each
     step's columns as it goes, has the same bits as the one-hot one: states and gates.
-    Hidden 130: three blocks of units, each gathering its own columns."""
-    G, fwd, _ = KERNELS[name]
-    hidden, batch = 130, 5
-    rng = np.random.default_rng(7)
-    wi = rng.standard_normal((G * hidden, V)).astype(dtype)
-    wh = (rng.standard_normal((G * hidden, hidden)) * 0.1).astype(dtype)
-    b = rng.standard_normal(G * hidden).astype(dtype)
-    h0, c0 = (rng.standard_normal((batch, hidden)).astype(dtype) for _ in range(2))
-    ids = rng.integers(0, V, size=(T, batch))
-    onehot = np.eye(V, dtype=dtype)[ids]
-    saved = rnnx.get_num_threads()
-    try:
-        rnnx.set_num_threads(threads)
-        got, want = fwd(ids, h0, c0, wi, wh, b), fwd(onehot, h0, c0, wi, wh, b)
-    finally:
-        rnnx.set_num_threads(saved)
-    got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
-    for i, (g, w) in enumerate(zip(got, want)):
-        np.testing.assert_array_equal(g, w, err_msg=f"{name} output {i}")
+    Hidden 130: three blocks of units, each gathering its own columns; hidden 16: one
+    task; with and without lengths (padded steps)."""
+    G, fwd = FORWARDS[name]
+    batch = 5
+    for hidden in (130, 16):
+        rng = np.random.default_rng(hidden)
+        wi = rng.standard_normal((G * hidden, V)).astype(dtype)
+        wh = (rng.standard_normal((G * hidden, hidden)) * 0.1).astype(dtype)
+        b = rng.standard_normal(G * hidden).astype(dtype)
+        h0, c0 = (rng.standard_normal((batch, hidden)).astype(dtype) for _ in range(2))
+        ids = rng.integers(0, V, size=(T, batch))
+        onehot = np.eye(V, dtype=dtype)[ids]
+        for lengths in (None, np.array([6, 2, 5, 1, 6])):
+            saved = rnnx.get_num_threads()
+            try:
+                rnnx.set_num_threads(threads)
+                got = fwd(ids, h0, c0, wi, wh, b, lengths)
+                want = fwd(onehot, h0, c0, wi, wh, b, lengths)
+            finally:
+                rnnx.set_num_threads(saved)
+            got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
+            for i, (g, w) in enumerate(zip(got, want)):
+                np.testing.assert_array_equal(g, w, err_msg=f"{name} {hidden} output {i}")
+

@@ -168,7 +168,7 @@ void gru_forward(const SeqDims& d, GruVariant v, const S* x, const S* w_ih, cons
     }
   }
   // The general loop: index input's projection is gathered by each task, its own units'
-  // columns of a step (gather_input_cols), the rest in one GEMM before the loop.
+  // columns of a step (gather_input_cols); dense input's is one GEMM before the loop.
   if (!d.ids) project_inputs(gates, GH, d, x, w_in, b_in);
 
   // Each task packs its rows of W_hh once per call, one block per gate. A step adds

@@ -1,6 +1,7 @@
-// The input side of every cell: the projection x_t W_ihᵀ of all steps before the time
-// loop and the gradient dW_ih = dAᵀ X after it, for dense input x (T,B,D) and for index
-// input (SeqDims::ids, one-hot rows given by their index).
+// The input side of every cell: the projection x_t W_ihᵀ (of all steps before the time
+// loop for dense input; for index input, in the loop, a step's columns by the task that
+// owns them: gather_input_cols) and the gradient dW_ih = dAᵀ X after it, for dense input
+// x (T,B,D) and for index input (SeqDims::ids, one-hot rows given by their index).
 //
 // Index input: (e_k)ᵀ W_ihᵀ = row k of W_ihᵀ, so the projection of row r is a copy of
 // column ids[r] of W_ih (no one-hot, no GEMM); and dW_ih[:, k] = Σ_{r: ids[r] = k} dA[r, :]ᵀ,

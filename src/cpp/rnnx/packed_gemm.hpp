@@ -354,8 +354,9 @@ class PackedLhs {
   // columns sums its depth in 4 interleaved chains for the FMA latency and loads a
   // packet of A for every 2 FMAs: W_char's last panel of 2 ran at about half the rate of
   // the others (perf). Every column of a product of 3 or more is then summed in the
-  // same order, over k in one chain, so a sequence's steps come out the same bits in any
-  // batch of 3 or more.
+  // same order, over k in one chain: a sequence's recurrent sums are the same bits in any
+  // batch of 3 or more (its input projection's need not be: rows_times's panels follow
+  // the T*B rows, not the batch).
   static Index panel_width(Index j0, Index N, bool halves) {
     const Index left = N - j0;
     if (halves && left > NR && left <= NR + 2) return (left + 1) / 2;
