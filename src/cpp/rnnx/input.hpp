@@ -100,9 +100,16 @@ void input_weight_grad(const SeqDims& d, Index N, const S* da, Index ldda, const
   if (db) bias_grad(TB, N, da, ldda, db);
   // Each task sums its columns of dA into the rows of a (D x c) block of dW_ihᵀ, a
   // contiguous add of c values per row of dA (adding straight into dW_ih's columns would
-  // touch one cache line per value), then transposes the block into dW_ih.
-  const Index rows = grad_rows_per_task(N);
-  parallel_for(ceil_div(N, rows), [&](Index k) {
+  // touch one cache line per value), then transposes the block into dW_ih. As few tasks
+  // as the threads (balanced_split: a column's sum is the same whatever the split), each
+  // block at most about 512 KB, half an L2: one task of all 1024 columns of W_char's
+  // LSTM on one thread reads each row of dA as one run, against four of 256 before (LSTM
+  // training 0.8-1.4% less time, GRU 0.6%, A/B).
+  const Index max_cols = std::max<Index>(kUnitsPerTask, Index(512 << 10) / Index(sizeof(S)) /
+                                                            std::max<Index>(D, 1));
+  Index rows = 0;
+  const Index n_tasks = balanced_split(N, max_cols, kUnitsPerTask, rows);
+  parallel_for(n_tasks, [&](Index k) {
     const Block u(k, N, rows);
     AlignedVec<S> acc(size_t(D * u.c), S(0));
     for (Index r = 0; r < TB; ++r)

@@ -81,12 +81,6 @@ struct Units {
   Index j0, c;
   Units(Index k, Index H) : j0(k * kUnitsPerTask), c(std::min(kUnitsPerTask, H - j0)) {}
 };
-// Rows of an index-input weight gradient (the scatter-add of input.hpp) per task: 64 to
-// 256, while `rows` still splits into 4 or more tasks when it can. A function of the size
-// alone, like every task boundary.
-inline Index grad_rows_per_task(Index rows) {
-  return std::clamp<Index>(rows / 4 / kUnitsPerTask * kUnitsPerTask, kUnitsPerTask, 256);
-}
 // Task k of blocks of `size` rows of R: rows [j0, j0 + c).
 struct Block {
   Index j0, c;
