@@ -181,7 +181,8 @@ w_ih, w_hh = (rng.standard_normal((64, 64)).astype(np.float32) for _ in range(2)
 x = rng.standard_normal((600, 64, 64)).astype(np.float32)
 h = kernels.rnn_forward(x, np.zeros((64, 64), np.float32), w_ih, w_hh)  # h_0..h_T: 9.4 MiB
 assert 9 << 20 < h.nbytes < 10 << 20  # in 5 huge pages: rounded up by 6%
-print("first", "hg" in vm_flags(h.ctypes.data), "last", "hg" in vm_flags(h.ctypes.data + h.nbytes - 1))
+first, last = h.ctypes.data, h.ctypes.data + h.nbytes - 1
+print("first", "hg" in vm_flags(first), "last", "hg" in vm_flags(last))
 """
 
 

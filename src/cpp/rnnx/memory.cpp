@@ -138,8 +138,8 @@ constexpr std::size_t kHuge = std::size_t(2) << 20;  // the huge page size (x86-
 // huge pages, aligned, asked to be backed by them (see memory.hpp), where that rounds
 // the block up by at most half (the kernel backs a touched huge page whole: a request
 // of 2 MiB exactly, its header included, would take 4 MiB; W_char's states, 3.3 MB,
-// take 4 MiB, and measured 1.5% faster forward passes so); the usable size recorded is
-// then all of it but the header.
+// take 4 MiB, and its LSTM forward pass measured 1.5% faster with them so); the usable
+// size recorded is then all of it but the header.
 void* fresh(std::size_t bytes) {
   if (bytes > SIZE_MAX - kHuge - kAlign) throw AllocationTooLarge(SIZE_MAX);
   const std::size_t whole = (bytes + kAlign + kHuge - 1) / kHuge * kHuge;
