@@ -11,7 +11,6 @@
 #include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
-#include <sys/mman.h>
 #include <unistd.h>
 #endif
 
@@ -132,26 +131,11 @@ int size_class(std::size_t bytes) {
   return bytes <= 64 ? 0 : 58 - __builtin_clzll(static_cast<unsigned long long>(bytes - 1));
 }
 
-constexpr std::size_t kHuge = std::size_t(2) << 20;  // the huge page size (x86-64 Linux)
-
-// A block of at least `bytes` usable bytes, its header included. From kHuge up: whole
-// huge pages, aligned, asked to be backed by them (see memory.hpp), where that rounds
-// the block up by at most half (the kernel backs a touched huge page whole: a request
-// of 2 MiB exactly, its header included, would take 4 MiB; W_char's states, 3.3 MB,
-// take 4 MiB, and its LSTM forward pass measured 1.5% faster with them so); the usable
-// size recorded is then all of it but the header.
 void* fresh(std::size_t bytes) {
-  if (bytes > SIZE_MAX - kHuge - kAlign) throw AllocationTooLarge(SIZE_MAX);
-  const std::size_t whole = (bytes + kAlign + kHuge - 1) / kHuge * kHuge;
-  const bool huge = bytes >= kHuge && whole - bytes - kAlign <= bytes / 2;
-  const std::size_t total = huge ? whole : bytes + kAlign;
-  char* raw = static_cast<char*>(std::aligned_alloc(huge ? kHuge : kAlign, total));
+  char* raw = static_cast<char*>(std::aligned_alloc(kAlign, bytes + kAlign));
   if (!raw) throw std::bad_alloc();
-#if defined(MADV_HUGEPAGE)
-  if (huge) madvise(raw, total, MADV_HUGEPAGE);  // a hint: nothing is lost where refused
-#endif
   void* user = raw + kAlign;
-  size_of(user) = total - kAlign;
+  size_of(user) = bytes;
   return user;
 }
 

@@ -8,15 +8,6 @@
 // 512 MiB in all: less where an eighth of the memory the process may use (the physical
 // memory or its cgroup's limit) is less, 64 MiB where that is not known, and
 // RNNX_MEMORY_CACHE_MB (MiB) where that environment variable is set.
-//
-// Blocks of 2 MiB and up are whole 2 MiB pages (where that rounds them up by at most
-// half), and on Linux the kernel is asked to back them with transparent huge pages
-// (madvise(MADV_HUGEPAGE): where THP is set to "madvise", Debian's default, a process
-// gets none without asking). The time loops read each step's rows of the gates, and the
-// weight gradients rows of the gate gradients, kilobytes apart: with 4 KiB pages nearly
-// every row is a page of its own, a TLB entry more, and a boundary the hardware
-// prefetchers do not cross. A/B on the AMD EPYC VM, one thread: W_char LSTM training
-// 2.5% less time, W_mid RNN forward and GRU training 1-2.5%.
 #pragma once
 
 #include <cstddef>
